@@ -1,0 +1,1 @@
+"""pubsock: Bun's WebSocket server model for Python."""

@@ -1,0 +1,44 @@
+# Cython declarations for _frames_py.py, compiled as _frames_c (pure-Python mode).
+cimport cython
+
+cdef bint _COMPILED
+cdef object _utf8_incremental
+
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, out=bytearray, repeated=bytes)
+cpdef bytes apply_mask(object data, bytes mask)
+
+@cython.locals(b0=int, mask_bit=int, header=bytes)
+cpdef bytes frame_header(int opcode, Py_ssize_t length, bint fin=*, bint rsv1=*, object mask=*)
+
+cpdef bytes build_frame(int opcode, object payload, bint fin=*, bint rsv1=*, object mask=*)
+
+
+cdef class FrameReader:
+    cdef public bint expect_masked
+    cdef public Py_ssize_t max_payload_length
+    cdef public object inflater
+    cdef bytes _buffer
+    cdef bint _done
+    cdef int _frag_opcode
+    cdef bint _frag_compressed
+    cdef Py_ssize_t _frag_size
+    cdef list _frag_parts
+    cdef list _frag_text
+    cdef object _decoder
+
+    @cython.locals(events=list, buf=bytes, n=Py_ssize_t, pos=Py_ssize_t, b0=int, b1=int,
+                   length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=bytes)
+    cpdef list feed(self, bytes data)
+
+    cdef void _fail(self)
+
+    @cython.locals(opcode=int, limit=Py_ssize_t)
+    cdef object _check_header(self, int b0, int b1, Py_ssize_t length)
+
+    @cython.locals(opcode=int, fin=int, text=bint)
+    cdef object _frame(self, int b0, bytes payload)
+
+    cdef object _finish_text(self, bytes payload)
+
+    @cython.locals(code=int)
+    cdef object _control(self, int opcode, bytes payload)

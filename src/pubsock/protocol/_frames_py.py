@@ -1,0 +1,289 @@
+"""RFC 6455 framing: the frame builder, masking and the message reader.
+
+This is the pure-Python source. The same file is compiled by Cython (with
+``_frames_c.pxd``) into ``_frames_c``; ``frames.py`` picks one of the two.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Protocol
+
+from .close import is_valid_code
+from .events import Close, Event, Ping, Pong, ProtocolError
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_COMPILED = not __file__.endswith(".py")
+_utf8_incremental = codecs.getincrementaldecoder("utf-8")
+
+
+class Inflater(Protocol):
+    """What the reader needs from a permessage-deflate decompressor."""
+
+    def decompress(self, fragment: bytes, fin: bool, limit: int) -> bytes:
+        """Inflate one frame of a compressed message; raise when over ``limit``."""
+        ...
+
+
+class PayloadTooBigError(Exception):
+    """Raised by an inflater whose output would pass its limit."""
+
+
+def apply_mask(data: bytes | bytearray, mask: bytes) -> bytes:
+    """Return ``data`` XOR-ed with the 4-byte ``mask`` (masking and unmasking)."""
+    n = len(data)
+    if n <= 64 and _COMPILED:
+        out = bytearray(data)
+        for i in range(n):
+            out[i] ^= mask[i & 3]
+        return bytes(out)
+    if n == 0:
+        return b""
+    repeated = mask * ((n >> 2) + 1)
+    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
+    return value.to_bytes(n, "little")
+
+
+def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:
+    """Return the header of a frame carrying ``length`` payload bytes."""
+    b0 = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    mask_bit = 0x80 if mask is not None else 0
+    if length < 126:
+        header = bytes((b0, mask_bit | length))
+    elif length < 0x10000:
+        header = bytes((b0, mask_bit | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((b0, mask_bit | 127)) + length.to_bytes(8, "big")
+    if mask is not None:
+        header += mask
+    return header
+
+
+def build_frame(
+    opcode: int,
+    payload: bytes,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+) -> bytes:
+    """Return one complete frame; with ``mask`` (4 bytes) the payload is masked, as a client must."""
+    if mask is not None:
+        return frame_header(opcode, len(payload), fin, rsv1, mask) + apply_mask(payload, mask)
+    return frame_header(opcode, len(payload), fin, rsv1) + payload
+
+
+class FrameReader:
+    """Turns received bytes into messages and control events (sans-I/O).
+
+    ``expect_masked`` is True on the server side (client frames must be masked)
+    and False on the client side (server frames must not be). Messages larger
+    than ``max_payload_length`` bytes (after reassembly and inflation) fail
+    with 1009. After a ``Close`` or a ``ProtocolError`` the reader ignores all
+    further input.
+    """
+
+    def __init__(self, expect_masked: bool, max_payload_length: int, inflater: Inflater | None = None) -> None:
+        self.expect_masked = expect_masked
+        self.max_payload_length = max_payload_length
+        self.inflater = inflater
+        self._buffer = b""
+        self._done = False
+        self._frag_opcode = 0
+        self._frag_compressed = False
+        self._frag_size = 0
+        self._frag_parts: list[bytes] = []
+        self._frag_text: list[str] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the reader has stopped (after a Close or a protocol error)."""
+        return self._done
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Consume ``data`` and return the events it completes, in order."""
+        events: list[Event] = []
+        if self._done:
+            return events
+        buf = self._buffer + data if self._buffer else data
+        n = len(buf)
+        pos = 0
+        while n - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            header = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                header = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                if buf[pos + 2] & 0x80:
+                    events.append(ProtocolError(1002, "Received invalid frame length"))
+                    self._fail()
+                    return events
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                header = 10
+            error = self._check_header(b0, b1, length)
+            if error is not None:
+                events.append(error)
+                self._fail()
+                return events
+            masked = b1 & 0x80
+            if masked:
+                header += 4
+            end = pos + header + length
+            if end > n:
+                break
+            if masked:
+                payload = apply_mask(buf[pos + header : end], buf[pos + header - 4 : pos + header])
+            else:
+                payload = bytes(buf[pos + header : end])
+            pos = end
+            event = self._frame(b0, payload)
+            if event is not None:
+                events.append(event)
+                if self._done:
+                    return events
+        self._buffer = bytes(buf[pos:]) if pos < n else b""
+        return events
+
+    def _fail(self) -> None:
+        self._done = True
+        self._buffer = b""
+        self._frag_parts = []
+        self._frag_text = []
+        self._decoder = None
+
+    def _check_header(self, b0: int, b1: int, length: int) -> ProtocolError | None:
+        """Validate a frame header before its payload arrives (fail fast)."""
+        opcode = b0 & 0x0F
+        if bool(b1 & 0x80) != self.expect_masked:
+            return ProtocolError(1002, "Received an incorrectly masked frame")
+        if b0 & 0x30:
+            return ProtocolError(1002, "Received unexpected RSV bits")
+        if b0 & 0x40 and (self.inflater is None or opcode == OP_CONTINUATION or opcode >= OP_CLOSE):
+            return ProtocolError(1002, "Received unexpected RSV1 bit")
+        if opcode >= OP_CLOSE:
+            if opcode > OP_PONG:
+                return ProtocolError(1002, "Received unknown opcode")
+            if not b0 & 0x80:
+                return ProtocolError(1002, "Received fragmented control frame")
+            if length > 125:
+                return ProtocolError(1002, "Received too big control frame")
+            return None
+        if opcode == OP_CONTINUATION:
+            if not self._frag_opcode:
+                return ProtocolError(1002, "Received unexpected continuation frame")
+        elif opcode > OP_BINARY:
+            return ProtocolError(1002, "Received unknown opcode")
+        elif self._frag_opcode:
+            return ProtocolError(1002, "Expected a continuation frame")
+        limit = self.max_payload_length
+        if b0 & 0x40 or (opcode == OP_CONTINUATION and self._frag_compressed):
+            limit += (limit >> 8) + 64  # compressed data may be slightly larger than its inflation
+        elif opcode == OP_CONTINUATION:
+            limit -= self._frag_size
+        if length > limit:
+            return ProtocolError(1009, "Received too big message")
+        return None
+
+    def _frame(self, b0: int, payload: bytes) -> Event | None:
+        """Handle one complete, validated frame; return the event it completes."""
+        opcode = b0 & 0x0F
+        fin = b0 & 0x80
+        if opcode >= OP_CLOSE:
+            return self._control(opcode, payload)
+        if opcode != OP_CONTINUATION:
+            self._frag_opcode = opcode
+            self._frag_compressed = bool(b0 & 0x40)
+        if self._frag_compressed:
+            assert self.inflater is not None
+            try:
+                payload = self.inflater.decompress(payload, bool(fin), self.max_payload_length - self._frag_size)
+            except PayloadTooBigError:
+                self._fail()
+                return ProtocolError(1009, "Received too big message")
+            except Exception:
+                self._fail()
+                return ProtocolError(1007, "Received invalid compressed data")
+            if len(payload) > self.max_payload_length - self._frag_size:
+                self._fail()
+                return ProtocolError(1009, "Received too big message")
+        if fin and not self._frag_parts:
+            # The whole message is in this frame: the common, fast path.
+            text = self._frag_opcode == OP_TEXT
+            self._frag_opcode = 0
+            self._frag_size = 0
+            if text:
+                if self._decoder is None:
+                    try:
+                        return payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._fail()
+                        return ProtocolError(1007, "Received invalid UTF-8")
+                return self._finish_text(payload)
+            return payload
+        self._frag_size += len(payload)
+        if self._frag_opcode == OP_TEXT:
+            if self._decoder is None:
+                self._decoder = _utf8_incremental()
+            if not fin:
+                try:
+                    self._frag_text.append(self._decoder.decode(payload, False))
+                except UnicodeDecodeError:
+                    self._fail()
+                    return ProtocolError(1007, "Received invalid UTF-8")
+                return None
+            self._frag_opcode = 0
+            self._frag_size = 0
+            return self._finish_text(payload)
+        self._frag_parts.append(payload)
+        if not fin:
+            return None
+        message = b"".join(self._frag_parts)
+        self._frag_parts = []
+        self._frag_opcode = 0
+        self._frag_size = 0
+        return message
+
+    def _finish_text(self, payload: bytes) -> Event:
+        """Complete a fragmented text message with its last fragment."""
+        assert self._decoder is not None
+        try:
+            self._frag_text.append(self._decoder.decode(payload, True))
+        except UnicodeDecodeError:
+            self._fail()
+            return ProtocolError(1007, "Received invalid UTF-8")
+        message = "".join(self._frag_text)
+        self._frag_text = []
+        self._decoder = None
+        return message
+
+    def _control(self, opcode: int, payload: bytes) -> Event:
+        if opcode == OP_PING:
+            return Ping(payload)
+        if opcode == OP_PONG:
+            return Pong(payload)
+        self._fail()
+        if not payload:
+            return Close(1005, "")
+        if len(payload) == 1:
+            return ProtocolError(1002, "Received invalid close frame")
+        code = (payload[0] << 8) | payload[1]
+        if not is_valid_code(code):
+            return ProtocolError(1002, "Received invalid close code")
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            return ProtocolError(1007, "Received invalid UTF-8")
+        return Close(code, reason)
