@@ -1,0 +1,512 @@
+#!/usr/bin/env python3
+r"""Chat-room benchmark runner: pubsock against its peers, one command.
+
+    .venv/bin/python bench/chat/run.py --clients 16 64 --size 16 1024 \
+        --servers pubsock,bun,picows,aiohttp,websockets --seconds 10 --json results.json
+
+For each configuration (client count x message size) and each server: start the server pinned to one CPU
+(taskset -c 0), wait until it listens, run the load generator (bench/chat/chat-client.mjs, under Bun, or
+Node) pinned to another CPU (taskset -c 1), read its per-second samples, and stop the server by PID.
+The client runs in its "raw" mode by default (frames counted from their headers, so that it is not the
+bottleneck); --client-mode native uses the runtime's WebSocket client as Bun's own chat-client.mjs does.
+Rounds start on a 64 ms tick as in Bun's benchmark (--tick-ms; 0 = as soon as the previous one is complete).
+
+Recorded per run:
+  deliveries/s      median of the per-second samples after the first (each sample divided by its measured length)
+  CPU-s per M       server user+system CPU seconds (from /proc/PID/stat) over the measured window (samples after
+                    the first), per million deliveries in that window
+  server CPU %      the same CPU time over the window's wall time (100 % = one core saturated)
+  client CPU %      the load generator's, likewise: near 100 % means the client may be the bottleneck
+  peak RSS          the server's VmHWM from /proc/PID/status just before it is stopped
+and per configuration the ratios pubsock/peer (throughput, and CPU per delivery).
+
+A server that fails to start (e.g. pubsock while the library is not ready) is skipped with the reason.
+Every subprocess has a timeout, and everything started is killed on exit. Setup: bash bench/chat/setup.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as _dt
+import json
+import os
+import platform
+import queue
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SERVERS_DIR = HERE / "servers"
+CLIENT_JS = HERE / "chat-client.mjs"
+ALL_SERVERS = ["pubsock", "bun", "picows", "aiohttp", "websockets", "node"]
+DEFAULT_SERVERS = "pubsock,bun,picows,aiohttp,websockets"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+_started: list[subprocess.Popen] = []
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+def _kill(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop a process we started (and its process group, which it leads) by PID: SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _kill_all() -> None:
+    while _started:
+        _kill(_started.pop(), grace=2.0)
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    _kill_all()
+    sys.exit(128 + signum)
+
+
+def _popen(cmd: list[str], **kw) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
+    _started.append(proc)
+    return proc
+
+
+def _forget(proc: subprocess.Popen) -> None:
+    if proc in _started:
+        _started.remove(proc)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def listening(port: int) -> bool:
+    """Is some socket in LISTEN state on this TCP port (read from /proc/net/tcp{,6}, no connection made)?"""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def tail(path: Path, n: int = 12) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------------------------- tools
+
+def find_bun() -> str | None:
+    for cand in (HERE / "node_modules" / ".bin" / "bun", HERE / ".tools" / "node_modules" / ".bin" / "bun"):
+        if cand.exists():
+            return str(cand)
+    return shutil.which("bun")
+
+
+def tool_version(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def python_pkg_version(python: str, module: str, env: dict | None = None) -> str | None:
+    code = (f"import importlib.metadata as m, {module} as x\n"
+            f"try: print(m.version({module!r}))\n"
+            f"except Exception: print(getattr(x, '__version__', '?'), x.__file__)")
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+class Tools:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.python = args.python
+        self.bun = find_bun()
+        self.bun_version = tool_version([self.bun, "--version"]) if self.bun else None
+        if not self.bun_version:
+            self.bun = None
+        self.node = shutil.which("node")
+        self.node_version = tool_version([self.node, "--version"]) if self.node else None
+        self.have_ws = (HERE / "node_modules" / "ws" / "package.json").exists()
+        self.taskset = shutil.which("taskset") if not args.no_pin else None
+        # pubsock: the venv's install if any, else the work tree's src/ on PYTHONPATH.
+        self.pubsock_env = dict(os.environ)
+        self.pubsock_version = python_pkg_version(self.python, "pubsock")
+        if self.pubsock_version is None:
+            self.pubsock_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+            v = python_pkg_version(self.python, "pubsock", self.pubsock_env)
+            self.pubsock_version = f"{v} (from src/ on PYTHONPATH)" if v else None
+        self.client_runtime = args.client_runtime
+        if self.client_runtime == "auto":
+            self.client_runtime = "bun" if self.bun else "node"
+
+    def client_cmd(self) -> list[str]:
+        if self.client_runtime == "bun":
+            if not self.bun:
+                raise SystemExit("bun is not installed: run bash bench/chat/setup.sh, or use --client-runtime node")
+            return [self.bun, str(CLIENT_JS)]
+        if not (self.node and self.have_ws):
+            raise SystemExit("node client needs node and bench/chat/node_modules/ws: run bash bench/chat/setup.sh")
+        return [self.node, str(CLIENT_JS)]
+
+    def server_cmd(self, name: str) -> tuple[list[str] | None, dict | None, str | None]:
+        """(command, env, reason it cannot run)."""
+        py = [self.python, "-u"]
+        if name == "pubsock":
+            return py + [str(SERVERS_DIR / "pubsock_server.py")], self.pubsock_env, None
+        if name in ("picows", "aiohttp", "websockets"):
+            return py + [str(SERVERS_DIR / f"{name}_server.py")], None, None
+        if name == "bun":
+            if not self.bun:
+                return None, None, "bun is not installed (bash bench/chat/setup.sh)"
+            return [self.bun, str(SERVERS_DIR / "bun_server.js")], None, None
+        if name == "node":
+            if not (self.node and self.have_ws):
+                return None, None, "node or the npm package ws is missing (bash bench/chat/setup.sh)"
+            return [self.node, str(SERVERS_DIR / "node_ws_server.mjs")], None, None
+        return None, None, f"unknown server {name!r}"
+
+    def pinned(self, cmd: list[str], cpu: str) -> list[str]:
+        return [self.taskset, "-c", cpu, *cmd] if self.taskset else cmd
+
+    def versions(self) -> dict:
+        v = {"bun": self.bun_version, "node": self.node_version, "pubsock": self.pubsock_version,
+             "python": platform.python_version()}
+        for mod in ("picows", "aiohttp", "websockets", "uvloop"):
+            v[mod] = python_pkg_version(self.python, mod)
+        return v
+
+
+# --------------------------------------------------------------------------------------------- one run
+
+def _reader(stream, q: queue.Queue) -> None:
+    for line in stream:
+        q.put((time.monotonic(), line))
+    q.put((time.monotonic(), None))
+
+
+def run_one(tools: Tools, server: str, clients: int, size: int, args: argparse.Namespace, logdir: Path) -> dict:
+    res: dict = {"server": server, "clients": clients, "size": size, "seconds": args.seconds, "status": "ok",
+                 "loadavg_before": loadavg()}
+    cmd, env, reason = tools.server_cmd(server)
+    if cmd is None:
+        res.update(status="skipped", reason=reason)
+        return res
+    port = free_port(args.port)
+    res["port"] = port
+    server_log = logdir / f"{server}-c{clients}-s{size}.server.log"
+    client_log = logdir / f"{server}-c{clients}-s{size}.client.log"
+    res["logs"] = [str(server_log), str(client_log)]
+    full = tools.pinned(cmd + ["--host", "127.0.0.1", "--port", str(port), "--clients", str(clients)], args.server_cpu)
+    with open(server_log, "wb") as slog:
+        srv = _popen(full, stdout=slog, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+    try:
+        deadline = time.monotonic() + args.start_timeout
+        while not listening(port):
+            if srv.poll() is not None:
+                last = tail(server_log, 1).strip()
+                res.update(status="skipped", reason=f"server exited with code {srv.returncode} before listening"
+                           + (f" ({last[:160]})" if last else ""), server_log_tail=tail(server_log))
+                return res
+            if time.monotonic() > deadline:
+                res.update(status="skipped", reason=f"server not listening on {port} after {args.start_timeout}s",
+                           server_log_tail=tail(server_log))
+                return res
+            time.sleep(0.05)
+        time.sleep(0.2)  # let it finish starting up (the socket may listen before the loop runs)
+        return _measure(tools, srv, res, port, clients, size, args, client_log, server_log)
+    finally:
+        res["server_peak_rss_kib"] = res.get("server_peak_rss_kib") or peak_rss_kib(srv.pid)
+        alive = srv.poll() is None
+        _kill(srv)
+        _forget(srv)
+        if not alive and res["status"] == "ok":
+            res.update(status="failed", reason=f"server died during the run (exit {srv.returncode})",
+                       server_log_tail=tail(server_log))
+
+
+def _measure(tools: Tools, srv: subprocess.Popen, res: dict, port: int, clients: int, size: int,
+             args: argparse.Namespace, client_log: Path, server_log: Path) -> dict:
+    ccmd = tools.pinned(tools.client_cmd() + [
+        "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), "--size", str(size),
+        "--seconds", str(args.seconds), "--connect-timeout", str(args.connect_timeout),
+        "--stall-timeout", str(args.stall_timeout), "--mode", args.client_mode,
+        "--delay", str(args.tick_ms)], args.client_cpu)
+    timeout = args.connect_timeout + args.seconds * 2 + 20
+    with open(client_log, "wb") as clog:
+        cli = _popen(ccmd, stdout=subprocess.PIPE, stderr=clog, cwd=str(HERE))
+    q: queue.Queue = queue.Queue()
+    threading.Thread(target=_reader, args=(cli.stdout, q), daemon=True).start()
+    marks: list[tuple[float, float | None, float | None]] = []  # (time, server cpu, client cpu) at each sample
+    result = None
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                res.update(status="failed", reason=f"client timed out after {timeout:.0f}s")
+                break
+            try:
+                t, line = q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") == "sample":
+                marks.append((t, cpu_seconds(srv.pid), cpu_seconds(cli.pid)))
+            elif ev.get("event") == "connected":
+                res["connect_ms"] = ev.get("ms")
+                res["client_runtime"] = ev.get("runtime")
+            elif ev.get("event") == "result":
+                result = ev
+        res["server_peak_rss_kib"] = peak_rss_kib(srv.pid)
+    finally:
+        _kill(cli, grace=1.0)
+        _forget(cli)
+    if result is None:
+        if res["status"] == "ok":
+            res.update(status="failed", reason=f"client exited (code {cli.returncode}) without a result")
+        res["client_log_tail"] = tail(client_log)
+        res["server_log_tail"] = tail(server_log)
+        return res
+    samples = result.get("samples", [])
+    res.update(rounds_completed=result.get("rounds_completed"), format_ok=result.get("format_ok"),
+               avg_msg_bytes=result.get("avg_msg_bytes"), deliveries_per_round=result.get("deliveries_per_round"),
+               samples=[round(s["deliveries"] / (s["ms"] / 1000.0)) for s in samples if s["ms"] > 0])
+    if result.get("error"):
+        res.update(status="failed", reason=result["error"], server_log_tail=tail(server_log))
+    if result.get("format_ok") is False:
+        res.update(status="failed", reason=f"unexpected delivery: {result.get('first_bad_message')!r}")
+    rates = res["samples"][1:] or res["samples"]
+    if rates:
+        res["deliveries_per_s"] = statistics.median(rates)
+    # Window: from the end of the first sample to the end of the last one.
+    k = min(len(marks), len(samples))
+    if k >= 2:
+        (t0, s0, c0), (t1, s1, c1) = marks[0], marks[k - 1]
+        n = sum(s["deliveries"] for s in samples[1:k])
+        wall = t1 - t0
+        if s0 is not None and s1 is not None and wall > 0:
+            res["server_cpu_s"] = round(s1 - s0, 3)
+            res["server_cpu_pct"] = round(100 * (s1 - s0) / wall, 1)
+            if n:
+                res["server_cpu_s_per_M"] = round((s1 - s0) / (n / 1e6), 4)
+        if c0 is not None and c1 is not None and wall > 0:
+            res["client_cpu_pct"] = round(100 * (c1 - c0) / wall, 1)
+        res["window_s"] = round(wall, 3)
+        res["window_deliveries"] = n
+    return res
+
+
+# --------------------------------------------------------------------------------------------- report
+
+def _fmt_rate(x) -> str:
+    return f"{x / 1e6:.3f} M" if isinstance(x, (int, float)) else "-"
+
+
+def _fmt(x, spec: str, unit: str = "") -> str:
+    return f"{x:{spec}}{unit}" if isinstance(x, (int, float)) else "-"
+
+
+def size_label(size: int) -> str:
+    return "Bun's short strings (~12 B)" if size == 16 else f"{size} B messages"
+
+
+def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int) -> str:
+    pub = next((r for r in runs if r["server"] == "pubsock" and r["status"] == "ok"), None)
+    out = [f"\n== {clients} clients, {size_label(size)}, {seconds} samples of 1 s "
+           f"(deliveries per round {clients * 1600 * clients:,}, {tick_ms} ms tick) =="]
+    head = (f"{'server':<11} {'deliveries/s':>13} {'CPU-s/M':>8} {'srv CPU':>8} {'peak RSS':>10} "
+            f"{'cli CPU':>8} {'rounds':>6}  {'pubsock/peer':>12} {'CPU/M ratio':>11}")
+    out += [head, "-" * len(head)]
+    for r in runs:
+        if r["status"] == "skipped":
+            out.append(f"{r['server']:<11} skipped: {r.get('reason')}")
+            continue
+        ratio = cpu_ratio = "-"
+        if pub and r is not pub and r.get("deliveries_per_s"):
+            ratio = f"{pub['deliveries_per_s'] / r['deliveries_per_s']:.2f}x"
+            if pub.get("server_cpu_s_per_M") and r.get("server_cpu_s_per_M"):
+                cpu_ratio = f"{pub['server_cpu_s_per_M'] / r['server_cpu_s_per_M']:.2f}x"
+        rss = r.get("server_peak_rss_kib")
+        line = (f"{r['server']:<11} {_fmt_rate(r.get('deliveries_per_s')):>13} "
+                f"{_fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} {_fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} "
+                f"{_fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} {_fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} "
+                f"{_fmt(r.get('rounds_completed'), 'd'):>6}  {ratio:>12} {cpu_ratio:>11}")
+        if r["status"] != "ok":
+            line += f"  FAILED: {r.get('reason')}"
+        elif (r.get("client_cpu_pct") or 0) >= 85 and (r.get("server_cpu_pct") or 0) < 85:
+            line += "  (client-bound?)"
+        out.append(line)
+    if not pub:
+        out.append("(pubsock did not run: no ratios)")
+    else:
+        out.append("pubsock/peer: throughput ratio (>1 = pubsock faster); CPU/M ratio: CPU per delivery (<1 = pubsock cheaper)")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, nargs="+", default=[16], help="client counts (default 16)")
+    p.add_argument("--size", type=int, nargs="+", default=[16],
+                   help="message sizes: 16 = Bun's short strings, other = exact bytes (default 16)")
+    p.add_argument("--servers", default=DEFAULT_SERVERS, help=f"comma list from {','.join(ALL_SERVERS)}")
+    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--client-cpu", default="1")
+    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
+    p.add_argument("--client-mode", choices=["raw", "native"], default="raw",
+                   help="raw: frames counted from headers over node:net (default, light); "
+                        "native: the runtime's WebSocket client, one event per delivery (as Bun's chat-client.mjs)")
+    p.add_argument("--tick-ms", type=int, default=64,
+                   help="a new round starts on this tick once the previous one is complete (Bun: 64); "
+                        "0 = at once")
+    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
+    p.add_argument("--start-timeout", type=float, default=20.0)
+    p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--stall-timeout", type=float, default=10.0, help="fail a run with no delivery for this long")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+    args = p.parse_args(argv)
+
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for s in servers:
+        if s not in ALL_SERVERS:
+            p.error(f"unknown server {s!r}; choose from {ALL_SERVERS}")
+    if not Path(args.python).exists():
+        args.python = sys.executable
+    atexit.register(_kill_all)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    tools = Tools(args)
+    logdir = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="pubsock-bench-chat-"))
+    logdir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_start": loadavg()},
+        "pinning": {"server_cpu": args.server_cpu, "client_cpu": args.client_cpu} if tools.taskset else None,
+        "client_runtime": tools.client_runtime,
+        "client_mode": args.client_mode,
+        "tick_ms": args.tick_ms,
+        "versions": tools.versions(),
+        "backpressure_limit": 16 * 1024 * 1024,
+        "logs": str(logdir),
+    }
+    print(f"chat-room benchmark: client under {tools.client_runtime} ({args.client_mode} mode, "
+          f"{args.tick_ms} ms tick), "
+          f"{'pinned server->CPU ' + args.server_cpu + ', client->CPU ' + args.client_cpu if tools.taskset else 'unpinned'}; "
+          f"load average {meta['machine']['loadavg_start']}; logs in {logdir}", flush=True)
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), flush=True)
+
+    all_runs: list[dict] = []
+    tables: list[str] = []
+    for clients in args.clients:
+        for size in args.size:
+            runs = []
+            for server in servers:
+                print(f"-- {server}: {clients} clients, size {size} ...", end=" ", flush=True)
+                r = run_one(tools, server, clients, size, args, logdir)
+                runs.append(r)
+                all_runs.append(r)
+                if r["status"] == "ok":
+                    print(f"{_fmt_rate(r.get('deliveries_per_s'))} deliveries/s "
+                          f"(samples {[round(x / 1e6, 3) for x in r.get('samples', [])]} M)", flush=True)
+                else:
+                    print(f"{r['status']}: {r.get('reason')}", flush=True)
+                    for key in ("server_log_tail", "client_log_tail"):
+                        if r.get(key):
+                            print("   | " + r[key].replace("\n", "\n   | "), flush=True)
+                time.sleep(args.pause)
+            t = table(runs, clients, size, args.seconds, args.tick_ms)
+            tables.append(t)
+            print(t, flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "runs": all_runs}, indent=2) + "\n")
+        print(f"\nresults written to {args.json}")
+    ok = any(r["status"] == "ok" for r in all_runs)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
