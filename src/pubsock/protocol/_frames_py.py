@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .close import is_valid_code
 from .events import Close, Event, Ping, Pong, ProtocolError
+from .events import PayloadTooBigError as PayloadTooBigError
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -29,10 +30,6 @@ class Inflater(Protocol):
     def decompress(self, fragment: bytes, fin: bool, limit: int) -> bytes:
         """Inflate one frame of a compressed message; raise when over ``limit``."""
         ...
-
-
-class PayloadTooBigError(Exception):
-    """Raised by an inflater whose output would pass its limit."""
 
 
 def apply_mask(data: bytes | bytearray, mask: bytes) -> bytes:
@@ -235,18 +232,21 @@ class FrameReader:
             return payload
         self._frag_size += len(payload)
         if self._frag_opcode == OP_TEXT:
+            # Text never fills _frag_parts, so its last fragment took the path above: this is not it.
             if self._decoder is None:
                 self._decoder = _utf8_incremental()
-            if not fin:
-                try:
-                    self._frag_text.append(self._decoder.decode(payload, False))
-                except UnicodeDecodeError:
-                    self._fail()
-                    return ProtocolError(1007, "Received invalid UTF-8")
-                return None
-            self._frag_opcode = 0
-            self._frag_size = 0
-            return self._finish_text(payload)
+            try:
+                self._frag_text.append(self._decoder.decode(payload, False))
+            except UnicodeDecodeError:
+                self._fail()
+                return ProtocolError(1007, "Received invalid UTF-8")
+            # CPython's decoder waits for the third byte of a surrogate (ED A0-BF) before it
+            # fails; no third byte can make it valid, so fail fast here.
+            pending = self._decoder.getstate()[0]
+            if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
+                self._fail()
+                return ProtocolError(1007, "Received invalid UTF-8")
+            return None
         self._frag_parts.append(payload)
         if not fin:
             return None

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .events import PayloadTooBigError
+
 __all__ = [
     "COMPRESSOR_PRESETS",
     "DECOMPRESSOR_PRESETS",
@@ -48,8 +50,8 @@ _TAIL: Final = b"\x00\x00\xff\xff"
 _EMPTY: Final = b"\x00"  # RFC 7692 §7.2.3.6: an empty message as one empty stored block
 
 
-class PayloadTooBig(Exception):
-    """Inflating a message would exceed the caller's limit (close with 1009)."""
+PayloadTooBig = PayloadTooBigError
+"""Inflating a message would exceed the caller's limit (close with 1009); the frame reader's error."""
 
 
 class InvalidDeflateData(ValueError):

@@ -1,0 +1,59 @@
+# pubsock: `make run` starts the chat example, `make test` runs every gating check.
+# Both set up what they need on a fresh machine (virtualenv, packages, browser, Autobahn).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed-stamp
+SHARED := ../shared
+
+.PHONY: run echo venv build test test-unit test-pure test-autobahn test-full typecheck browser bench clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Rebuild the Cython extensions from the current sources (cheap when nothing changed).
+build: venv
+	$(PY) setup.py -q build_ext --inplace
+
+run: build
+	$(PY) examples/chat/app.py --port 3000
+
+echo: build
+	$(PY) examples/echo.py 9001
+
+browser:
+	bash scripts/install-browser.sh
+
+typecheck: venv
+	$(BIN)/mypy
+
+test-unit: build browser
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -p no:cacheprovider
+
+test-pure: build browser
+	PUBSOCK_NO_EXTENSIONS=1 $(BIN)/pytest -q -p no:cacheprovider
+
+test-autobahn: build
+	$(PY) scripts/autobahn.py server
+	$(PY) scripts/autobahn.py client
+
+test: typecheck test-unit test-pure test-autobahn
+
+# Slow suites: Autobahn with compression (groups 12 and 13) for server and client.
+test-full: build
+	$(PY) scripts/autobahn.py server --full
+	$(PY) scripts/autobahn.py client --full
+
+bench: build
+	bash bench/chat/setup.sh
+	$(PY) bench/chat/run.py --clients 16 64 --size 16 1024 --seconds 10
+
+clean:
+	rm -rf build src/pubsock/*/_*_c.c src/pubsock/*/_*_c.py src/pubsock/*/*.so

@@ -1,0 +1,354 @@
+"""One HTTP/1.1 connection on httptools: parsing, ``fetch`` dispatch, responses, limits.
+
+Requests on a connection are answered one at a time, in order (pipelining);
+bytes that arrive while a request is being answered wait in a buffer. An
+upgrade hands the transport to a ``ServerWebSocket`` with every byte that
+followed the request head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from .multidict import Headers
+from .request import Request
+from .response import Response, reason_phrase
+
+if TYPE_CHECKING:
+    from ..server.server import Server
+
+__all__ = ["HttpConnection", "simple_response"]
+
+HIGH_WATER = 1 << 20  # pause reading when this much unparsed input waits
+
+
+def simple_response(status: int, text: str, close: bool = True, extra: str = "") -> bytes:
+    """Return a complete plain-text response the server sends on its own (errors, limits)."""
+    body = text.encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {reason_phrase(status)}\r\n{extra}"
+        f"Content-Type: text/plain;charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+    )
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class HttpConnection(asyncio.Protocol):
+    """The server side of one HTTP/1.1 connection until it closes or is upgraded."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.scheme = "https" if server.tls else "http"
+        self.server_host = f"{server.hostname}:{server.port}"
+        self.transport: asyncio.Transport | None = None
+        self.remote_address: str | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._requests: collections.deque[Request] = collections.deque()
+        self._current: Request | None = None
+        self._pending = bytearray()
+        self._paused_reading = False
+        self._closed = False
+        self._upgrade_tail: bytes | None = None
+        self._upgraded = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._write_ready: asyncio.Future[None] | None = None
+        # per-request parse state
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._head_size = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+
+    # asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.remote_address = peer[0] if isinstance(peer, tuple) else None
+        self.server._connection_opened(self)
+        self._arm_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.server._connection_closed(self)
+        if self._write_ready is not None and not self._write_ready.done():
+            self._write_ready.set_exception(ConnectionResetError("the client closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._write_ready = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._write_ready is not None and not self._write_ready.done():
+            self._write_ready.set_result(None)
+        self._write_ready = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed or self._upgraded:
+            return
+        if self._current is not None or self._upgrade_tail is not None:
+            self._pending += data
+            if len(self._pending) > HIGH_WATER and not self._paused_reading:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self._paused_reading = True
+            return
+        self._parse(data)
+
+    # parsing -----------------------------------------------------------------------------------
+
+    def _parse(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade_tail = data[upgrade.args[0] :]
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, _LimitExceeded):
+                self._fail(cause.status, cause.text)
+            else:
+                self._fail(400, "Bad Request")
+            return
+        except httptools.HttpParserError:
+            self._fail(400, "Bad Request")
+            return
+        self._next_request()
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > self.server.max_header_size:
+            raise _LimitExceeded(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.server.max_header_size or len(self._headers) >= self.server.max_header_count:
+            raise _LimitExceeded(431, "Request Header Fields Too Large")
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._cancel_timer()
+        for name, value in self._headers:
+            if name.lower() == "content-length" and value.isdigit() and int(value) > self.server.max_request_body_size:
+                raise _LimitExceeded(413, "Payload Too Large")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.server.max_request_body_size:
+            raise _LimitExceeded(413, "Payload Too Large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        request = Request(
+            parser.get_method().decode("ascii"),
+            self._url.decode("latin-1"),
+            Headers(self._headers),
+            b"".join(self._body),
+            parser.get_http_version(),
+            self,
+        )
+        request.keep_alive = parser.should_keep_alive()
+        self._requests.append(request)
+        self._body = []
+
+    # dispatch ----------------------------------------------------------------------------------
+
+    def _next_request(self) -> None:
+        """Answer the next parsed request, or go back to reading input."""
+        while self._current is None and not self._closed and not self._upgraded:
+            if not self._requests:
+                if self._upgrade_tail is not None:
+                    # an upgrade request whose app did not upgrade: the rest is parsed as HTTP again
+                    tail, self._upgrade_tail = self._upgrade_tail, None
+                    self._parser = httptools.HttpRequestParser(self)
+                    self._pending[:0] = tail
+                if self._pending:
+                    data = bytes(self._pending)
+                    self._pending.clear()
+                    self._resume_reading()
+                    self._parse(data)
+                    return
+                self._resume_reading()
+                self._arm_timer()
+                return
+            request = self._requests.popleft()
+            self._current = request
+            outcome = self.server._dispatch(request)
+            if isinstance(outcome, Awaitable):
+                asyncio.ensure_future(self._answer_later(request, outcome))
+                return
+            self._answer(request, outcome)
+
+    async def _answer_later(self, request: Request, outcome: Awaitable[Response | None]) -> None:
+        self._answer(request, await outcome)
+
+    def _answer(self, request: Request, response: Response | None) -> None:
+        """Send ``fetch``'s answer unless the request was upgraded or already answered."""
+        if self._upgraded or self._closed:
+            return
+        if not request.answered:
+            request.answered = True
+            if response is None:
+                self.server.logger.error("fetch returned None for %s %s without upgrading", request.method, request.target)
+                response = Response("Internal Server Error", status=500)
+            body = response.body
+            if isinstance(body, (str, bytes, bytearray, memoryview)) or body is None:
+                self._write_fixed(request, response)
+            else:
+                asyncio.ensure_future(self._write_streamed(request, response))
+                return
+        self._finish(request)
+
+    def _finish(self, request: Request) -> None:
+        self._current = None
+        if not request.keep_alive:
+            self._close()
+            return
+        self._next_request()
+
+    def _head(self, request: Request, response: Response, length: int | None) -> bytearray:
+        head = bytearray(f"HTTP/1.1 {response.status} {reason_phrase(response.status)}\r\n".encode("latin-1"))
+        has_type = False
+        for name, value in response.headers:
+            lowered = name.lower()
+            if lowered in ("content-length", "transfer-encoding", "connection"):
+                continue
+            has_type = has_type or lowered == "content-type"
+            head += f"{name}: {value}\r\n".encode("latin-1")
+        if not has_type and isinstance(response.body, str):
+            head += b"Content-Type: text/plain;charset=utf-8\r\n"
+        if length is None:
+            head += b"Transfer-Encoding: chunked\r\n"
+        elif response.status >= 200 and response.status not in (204, 304):
+            head += b"Content-Length: %d\r\n" % length
+        if not request.keep_alive:
+            head += b"Connection: close\r\n"
+        head += b"\r\n"
+        return head
+
+    def _write_fixed(self, request: Request, response: Response) -> None:
+        body = response.body
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        message = self._head(request, response, len(data))
+        if request.method != "HEAD":
+            message += data
+        assert self.transport is not None
+        self.transport.write(message)
+
+    async def _write_streamed(self, request: Request, response: Response) -> None:
+        assert self.transport is not None
+        transport = self.transport
+        transport.write(self._head(request, response, None))
+        try:
+            async for chunk in _chunks(response.body):
+                if self._closed:
+                    return
+                if chunk and request.method != "HEAD":
+                    transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    if self._write_ready is not None:
+                        await self._write_ready
+        except ConnectionError:
+            return
+        except Exception:
+            # the head is sent: the only honest signal left is to cut the connection
+            self.server.logger.exception("streaming the response body of %s %s failed", request.method, request.target)
+            self._close()
+            return
+        if not self._closed:
+            transport.write(b"0\r\n\r\n")
+            self._finish(request)
+
+    # upgrade -----------------------------------------------------------------------------------
+
+    def take_over(self, request: Request) -> bytes | None:
+        """Hand the connection to a WebSocket: return the bytes that followed the request, or None if it cannot."""
+        if self._closed or self._upgraded or request is not self._current or request.answered:
+            return None
+        request.answered = True
+        self._upgraded = True
+        self._cancel_timer()
+        tail = (self._upgrade_tail or b"") + bytes(self._pending)
+        self._upgrade_tail = None
+        self._pending = bytearray()
+        self.server._connection_closed(self)
+        return tail
+
+    def answer_directly(self, request: Request, message: bytes) -> None:
+        """Send ``message`` as the answer to ``request`` (e.g. 426); ``fetch``'s own answer is discarded."""
+        if request.answered or self._closed:
+            return
+        request.answered = True
+        request.keep_alive = False
+        assert self.transport is not None
+        self.transport.write(message)
+
+    # helpers -----------------------------------------------------------------------------------
+
+    def _fail(self, status: int, text: str) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.write(simple_response(status, text))
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed and self.transport is not None:
+            self._closed = True
+            self._cancel_timer()
+            self.transport.close()
+
+    def close_idle(self) -> None:
+        """Close the connection if no request is in progress (server stop)."""
+        if self._current is None:
+            self._close()
+
+    def _resume_reading(self) -> None:
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    def _arm_timer(self) -> None:
+        self._cancel_timer()
+        timeout = self.server.request_timeout
+        if timeout:
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._current is None:
+            self._close()
+
+
+async def _chunks(body: Any) -> AsyncIterator[bytes]:
+    """Yield a streamed body's chunks as bytes (sync or async iterable of str/bytes)."""
+    if isinstance(body, AsyncIterable):
+        async for chunk in body:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+    else:
+        for chunk in body:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)

@@ -1,0 +1,232 @@
+"""The output path: per-socket outboxes, the topic registry and the publish fan-out.
+
+Pure-Python source, compiled by Cython as ``_topics_c`` with ``_topics_c.pxd``;
+``topics.py`` picks one of the two.
+
+Every frame a socket sends, directly or through a topic, is appended by reference
+to that socket's ``Outbox``; the hub writes each non-empty outbox once per
+event-loop iteration (one ``transport.write`` of all its frames). A publish
+builds its frame once and costs one append per subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.deflate import compress_shared
+from ..protocol.frames import build_frame
+
+BIG_MESSAGE = 16384  # frames this large are written at once instead of waiting for the flush
+
+
+class Outbox:
+    """One socket's queue of outgoing frames, with its backpressure state.
+
+    ``transport`` is an ``asyncio.WriteTransport``; ``owner`` is the socket object,
+    told through ``owner._over_limit()`` when a frame was dropped with
+    ``close_on_limit`` set.
+    """
+
+    def __init__(self, hub: Hub, transport: Any, owner: Any, limit: int, close_on_limit: bool) -> None:
+        self.hub = hub
+        self.transport = transport
+        self.owner = owner
+        self.limit = limit
+        self.close_on_limit = close_on_limit
+        self.frames: list[bytes] = []
+        self.size = 0
+        self.backlog = 0
+        self.paused = False
+        self.closed = False
+        self.topics: dict[str, None] = {}
+        self.compressor: Any = None  # the socket's permessage-deflate Compressor, if negotiated
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued here or in the transport, not yet accepted by the kernel."""
+        return self.size + self.backlog
+
+    def push(self, frame: bytes, payload_length: int) -> int:
+        """Queue one frame; return ``payload_length``, -1 (backpressure) or 0 (dropped or closed)."""
+        if self.closed:
+            return 0
+        if self.limit and self.size + self.backlog > self.limit:
+            if self.close_on_limit:
+                self.owner._over_limit()
+            return 0
+        self._append(frame)
+        if len(frame) >= BIG_MESSAGE:
+            self.flush()
+        if self.paused:
+            return -1
+        return payload_length
+
+    def queue(self, data: bytes) -> None:
+        """Queue bytes for the next flush, ignoring the backpressure limit."""
+        if not self.closed:
+            self._append(data)
+
+    def push_control(self, frame: bytes) -> None:
+        """Queue a control frame, ignoring the backpressure limit, and write it now."""
+        if not self.closed:
+            self._append(frame)
+            self.flush()
+
+    def _append(self, frame: bytes) -> None:
+        if not self.frames:
+            hub = self.hub
+            hub.dirty.append(self)
+            if not hub.scheduled:
+                hub.scheduled = True
+                hub.schedule(hub.flush)
+        self.frames.append(frame)
+        self.size += len(frame)
+
+    def flush(self) -> None:
+        """Write every queued frame in one ``transport.write``."""
+        frames = self.frames
+        if not frames:
+            return
+        self.frames = []
+        self.size = 0
+        if len(frames) == 1:
+            self.transport.write(frames[0])
+        else:
+            self.transport.write(b"".join(frames))
+        if self.paused:
+            self.backlog = self.transport.get_write_buffer_size()
+
+    def pause(self) -> None:
+        """The transport's buffer is no longer empty (``pause_writing``)."""
+        self.paused = True
+        self.backlog = self.transport.get_write_buffer_size()
+
+    def resume(self) -> None:
+        """The transport's buffer drained (``resume_writing``)."""
+        self.paused = False
+        self.backlog = 0
+
+
+class Hub:
+    """The topic registry of one server and the once-per-iteration flush of its outboxes.
+
+    ``schedule`` is ``loop.call_soon`` (or an equivalent taking a callback).
+    """
+
+    def __init__(self, schedule: Callable[[Callable[[], None]], object]) -> None:
+        self.schedule = schedule
+        self.topics: dict[str, dict[Outbox, None]] = {}
+        self.dirty: list[Outbox] = []
+        self.scheduled = False
+
+    def flush(self) -> None:
+        """Write every outbox that has frames queued; runs once per loop iteration."""
+        self.scheduled = False
+        while self.dirty:
+            dirty = self.dirty
+            self.dirty = []
+            for outbox in dirty:
+                outbox.flush()
+
+    def subscribe(self, outbox: Outbox, topic: str) -> bool:
+        """Add ``outbox`` to ``topic``; False when it is closed."""
+        if outbox.closed:
+            return False
+        if topic not in outbox.topics:
+            outbox.topics[topic] = None
+            subscribers = self.topics.get(topic)
+            if subscribers is None:
+                subscribers = self.topics[topic] = {}
+            subscribers[outbox] = None
+        return True
+
+    def unsubscribe(self, outbox: Outbox, topic: str) -> bool:
+        """Remove ``outbox`` from ``topic``; True only if it was subscribed."""
+        if topic not in outbox.topics:
+            return False
+        del outbox.topics[topic]
+        subscribers = self.topics[topic]
+        del subscribers[outbox]
+        if not subscribers:
+            del self.topics[topic]
+        return True
+
+    def unsubscribe_all(self, outbox: Outbox) -> None:
+        """Remove ``outbox`` from every topic."""
+        for topic in list(outbox.topics):
+            self.unsubscribe(outbox, topic)
+
+    def subscriber_count(self, topic: str) -> int:
+        """Return how many sockets are subscribed to ``topic``."""
+        subscribers = self.topics.get(topic)
+        return 0 if subscribers is None else len(subscribers)
+
+    def publish(self, topic: str, frame: bytes, payload_length: int, sender: Outbox | None) -> int:
+        """Queue ``frame`` for every subscriber of ``topic`` but ``sender``.
+
+        Returns 0 if nobody received it or any subscriber dropped it, -1 if any
+        subscriber is backpressured (it is still delivered), else ``payload_length``.
+        """
+        return self._fan_out(topic, frame, payload_length, sender, 0, None)
+
+    def publish_compressed(self, topic: str, frame: bytes, opcode: int, payload: bytes, sender: Outbox | None) -> int:
+        """As ``publish``, compressing for subscribers that negotiated permessage-deflate.
+
+        ``frame`` is the uncompressed frame of ``payload``. Subscribers whose
+        compressors share a key get one shared compressed frame; those with
+        context takeover get their own, compressed in publish order.
+        """
+        return self._fan_out(topic, frame, len(payload), sender, opcode, payload)
+
+    def _fan_out(
+        self, topic: str, frame: bytes, payload_length: int, sender: Outbox | None, opcode: int, payload: bytes | None
+    ) -> int:
+        subscribers = self.topics.get(topic)
+        if subscribers is None:
+            return 0
+        shared: dict[Any, bytes] | None = None
+        plain = frame
+        recipients = 0
+        dropped = False
+        backpressured = False
+        over_limit: list[Outbox] | None = None
+        big = len(frame) >= BIG_MESSAGE
+        for outbox in subscribers:
+            if outbox is sender:
+                continue
+            recipients += 1
+            if outbox.limit and outbox.size + outbox.backlog > outbox.limit:
+                dropped = True
+                if outbox.close_on_limit:
+                    if over_limit is None:
+                        over_limit = []
+                    over_limit.append(outbox)
+                continue
+            if payload is not None and outbox.compressor is not None:
+                key = outbox.compressor.share_key
+                if key is None:
+                    frame = build_frame(opcode, outbox.compressor.compress(payload), True, True)
+                else:
+                    if shared is None:
+                        shared = {}
+                    frame = shared.get(key)  # type: ignore[assignment]
+                    if frame is None:
+                        frame = shared[key] = build_frame(opcode, compress_shared(key, payload), True, True)
+                big = len(frame) >= BIG_MESSAGE
+            elif payload is not None:
+                frame = plain
+                big = len(frame) >= BIG_MESSAGE
+            outbox._append(frame)
+            if big:
+                outbox.flush()
+            if outbox.paused:
+                backpressured = True
+        if over_limit is not None:
+            for outbox in over_limit:
+                outbox.owner._over_limit()
+        if dropped or not recipients:
+            return 0
+        if backpressured:
+            return -1
+        return payload_length

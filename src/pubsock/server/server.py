@@ -1,0 +1,421 @@
+"""``Server``: listen, dispatch ``fetch``, upgrade, publish, stop; plus ``serve()`` and ``run()``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, Union
+
+from ..http.connection import HttpConnection
+from ..http.request import Request
+from ..http.response import HeadersInput, Response, normalize_headers
+from ..protocol.frames import build_frame
+from ..protocol.handshake import (
+    UPGRADE_REQUIRED_RESPONSE,
+    UpgradeCheck,
+    build_switching_response,
+    check_upgrade_request,
+)
+from .handlers import WebSocketConfig
+from .topics import Hub, Outbox
+from .websocket import ServerWebSocket, _check_topic, _payload
+
+__all__ = ["Server", "serve", "run", "FetchHandler", "ErrorHandler"]
+
+FetchResult = Union[Response, None, Awaitable[Union[Response, None]]]
+FetchHandler = Callable[[Request, "Server"], FetchResult]
+ErrorHandler = Callable[[Exception], Union[Response, Awaitable[Response]]]
+TLSInput = Union[_ssl.SSLContext, Mapping[str, str], None]
+
+IGNORED_UPGRADE_HEADERS = frozenset(
+    {"upgrade", "connection", "sec-websocket-accept", "content-length", "transfer-encoding"}
+)
+IDLE_TICK = 4  # seconds: the granularity of idle timeouts and pings (Bun's timer wheel)
+STOP_GRACE = 5.0  # seconds close_active waits for Close handshakes before terminating
+
+
+def _tls_context(tls: TLSInput) -> _ssl.SSLContext | None:
+    if tls is None or isinstance(tls, _ssl.SSLContext):
+        return tls
+    if isinstance(tls, Mapping) and "certfile" in tls:
+        context = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls["certfile"], tls.get("keyfile"), tls.get("password"))
+        return context
+    raise TypeError("tls must be an ssl.SSLContext or a mapping with 'certfile' (and 'keyfile')")
+
+
+def _not_found(request: Request, server: Server) -> Response:
+    return Response("Not Found", status=404)
+
+
+class Server:
+    """A running pubsock server. Create it with ``serve()`` or ``run()``."""
+
+    def __init__(
+        self,
+        fetch: FetchHandler | None = None,
+        *,
+        websocket: object = None,
+        error: ErrorHandler | None = None,
+        hostname: str = "127.0.0.1",
+        port: int = 3000,
+        reuse_port: bool = False,
+        tls: TLSInput = None,
+        max_request_body_size: int = 128 * 1024 * 1024,
+        max_header_size: int = 16 * 1024,
+        max_header_count: int = 100,
+        request_timeout: float = 10.0,
+        logger: logging.Logger | str = "pubsock.server",
+    ) -> None:
+        if fetch is not None and not callable(fetch):
+            raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        if error is not None and not callable(error):
+            raise TypeError(f"error must be callable, not {type(error).__name__}")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        self._fetch: FetchHandler = fetch if fetch is not None else _not_found
+        self._config = WebSocketConfig(websocket) if websocket is not None else None
+        self._error = error
+        self.hostname = hostname
+        self.port = port
+        self.reuse_port = reuse_port
+        self.tls = _tls_context(tls)
+        self.max_request_body_size = max_request_body_size
+        self.max_header_size = max_header_size
+        self.max_header_count = max_header_count
+        self.request_timeout = request_timeout
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tcp_server: asyncio.base_events.Server | None = None
+        self._hub: Hub = Hub(self._call_soon)
+        self._sockets: dict[ServerWebSocket, None] = {}  # open websockets, in open order
+        self._live: dict[ServerWebSocket, None] = {}  # websockets whose TCP connection is not closed yet
+        self._connections: set[HttpConnection] = set()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon(callback)
+
+    async def start(self) -> None:
+        """Bind and start listening (``serve()`` calls this)."""
+        self._loop = asyncio.get_running_loop()
+        self._tcp_server = await self._loop.create_server(
+            lambda: HttpConnection(self),
+            self.hostname,
+            self.port,
+            ssl=self.tls,
+            reuse_port=self.reuse_port or None,
+            backlog=1024,
+        )
+        sockname = self._tcp_server.sockets[0].getsockname()
+        self.port = sockname[1]
+        if self._config is not None and self._config.idle_timeout:
+            self._sweeper = self._loop.call_later(IDLE_TICK, self._sweep)
+        self.logger.debug("listening on %s", self.url)
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:3000/``."""
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+
+    @property
+    def pending_websockets(self) -> int:
+        """The number of open websockets (Bun's name)."""
+        return len(self._sockets)
+
+    async def stop(self, close_active: bool = False) -> None:
+        """Stop accepting connections; return once every websocket has closed.
+
+        With ``close_active``, open websockets get a 1001 Close (after what was
+        queued for them) and those still connected after a grace period are
+        terminated. Idle HTTP connections are closed either way.
+        """
+        self._stopping = True
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+        for connection in list(self._connections):
+            connection.close_idle()
+        if close_active:
+            for ws in list(self._sockets):
+                ws.close(1001, "Server stopping")
+            if self._live:
+                try:
+                    await asyncio.wait_for(self._wait_closed(), STOP_GRACE)
+                except asyncio.TimeoutError:
+                    for ws in list(self._live):
+                        ws.terminate()
+        await self._wait_closed()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._hub.flush()
+
+    async def _wait_closed(self) -> None:
+        while self._live or self._sockets:
+            self._stopped.clear()
+            await self._stopped.wait()
+
+    def reload(self, *, fetch: FetchHandler | None = None, websocket: object = None) -> None:
+        """Swap handlers without dropping connections; new websocket options apply to open sockets too."""
+        if fetch is not None:
+            if not callable(fetch):
+                raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+            self._fetch = fetch
+        if websocket is not None:
+            config = WebSocketConfig(websocket)
+            if config.open is None and config.message is None:
+                return
+            self._config = config
+            for ws in self._live:
+                ws._reconfigure(config)
+
+    # HTTP --------------------------------------------------------------------------------------
+
+    def _connection_opened(self, connection: HttpConnection) -> None:
+        self._connections.add(connection)
+
+    def _connection_closed(self, connection: HttpConnection) -> None:
+        self._connections.discard(connection)
+
+    def _dispatch(self, request: Request) -> Response | None | Awaitable[Response | None]:
+        """Call ``fetch``; exceptions become the ``error`` handler's answer or a 500."""
+        try:
+            result = self._fetch(request, self)
+        except Exception as exc:  # noqa: BLE001 - user code
+            return self._fetch_failed(request, exc)
+        if isinstance(result, Awaitable):
+            return self._await_fetch(request, result)
+        return result
+
+    async def _await_fetch(self, request: Request, pending: Awaitable[Response | None]) -> Response | None:
+        try:
+            return await pending
+        except Exception as exc:  # noqa: BLE001 - user code
+            outcome = self._fetch_failed(request, exc)
+            return await outcome if isinstance(outcome, Awaitable) else outcome
+
+    def _fetch_failed(self, request: Request, exc: Exception) -> Response | Awaitable[Response]:
+        if self._error is not None:
+            try:
+                answer = self._error(exc)
+            except Exception:  # noqa: BLE001 - user code
+                self.logger.exception("the error handler raised")
+            else:
+                if isinstance(answer, Awaitable):
+                    return self._await_error(answer)
+                if isinstance(answer, Response):
+                    return answer
+                self.logger.error("the error handler returned %r, not a Response", answer)
+        else:
+            self.logger.error("fetch raised for %s %s", request.method, request.target, exc_info=exc)
+        return Response("Internal Server Error", status=500)
+
+    async def _await_error(self, answer: Awaitable[Response]) -> Response:
+        try:
+            result = await answer
+        except Exception:  # noqa: BLE001 - user code
+            self.logger.exception("the error handler raised")
+            return Response("Internal Server Error", status=500)
+        return result if isinstance(result, Response) else Response("Internal Server Error", status=500)
+
+    # WebSocket ---------------------------------------------------------------------------------
+
+    def upgrade(self, request: Request, headers: HeadersInput = None, data: Any = None) -> bool:
+        """Turn ``request`` into a WebSocket; ``open`` runs before this returns.
+
+        Returns:
+            True when the 101 answer is queued; False when the request cannot be
+            upgraded (not a WebSocket handshake, bad key, already answered or
+            upgraded, server stopping). A missing or unsupported
+            ``Sec-WebSocket-Version`` is answered 426 by the server itself.
+
+        Raises:
+            RuntimeError: the server has no ``websocket`` handlers.
+            TypeError: ``request`` is not a Request or ``headers`` has the wrong type.
+        """
+        config = self._config
+        if config is None:
+            raise RuntimeError("server.upgrade() needs websocket handlers: pass websocket= to serve()")
+        if not isinstance(request, Request):
+            raise TypeError(f"upgrade needs a pubsock.Request, not {type(request).__name__}")
+        extra = normalize_headers(headers)
+        connection = request._connection
+        if self._stopping or connection is None or request.answered:
+            self.logger.debug("upgrade refused: server stopping or request already answered")
+            return False
+        verdict = check_upgrade_request(request.headers.multi_items())
+        if verdict is UpgradeCheck.BAD_VERSION:
+            self.logger.debug("upgrade refused: %s", verdict.value)
+            connection.answer_directly(request, UPGRADE_REQUIRED_RESPONSE)
+            return False
+        if verdict is not UpgradeCheck.OK:
+            self.logger.debug("upgrade refused: %s", verdict.value)
+            return False
+        answer_headers = []
+        for name, value in extra:
+            lowered = name.lower()
+            if lowered in IGNORED_UPGRADE_HEADERS:
+                continue
+            if lowered == "sec-websocket-protocol":
+                value = value.split(",")[0].strip()
+            answer_headers.append((name, value))
+        inflater = compressor = None
+        if config.deflate is not None:
+            negotiated = self._negotiate_deflate(config, request)
+            if negotiated is not None:
+                extension, inflater, compressor = negotiated
+                answer_headers.append(("Sec-WebSocket-Extensions", extension))
+        head = build_switching_response(request.headers["sec-websocket-key"].strip(), answer_headers)
+        tail = connection.take_over(request)
+        if tail is None:
+            return False
+        transport = connection.transport
+        assert transport is not None
+        ws = ServerWebSocket(self, config, transport, data, connection.remote_address, inflater, compressor)
+        transport.set_protocol(ws)
+        self._sockets[ws] = None
+        self._live[ws] = None
+        ws._start(head, tail)
+        return True
+
+    def _negotiate_deflate(self, config: WebSocketConfig, request: Request) -> tuple[str, Any, Any] | None:
+        from ..protocol import deflate
+
+        offers = request.headers.get_all("sec-websocket-extensions")
+        if not offers or config.deflate is None:
+            return None
+        agreed = deflate.negotiate_server(config.deflate, offers)
+        if agreed is None:
+            return None
+        extension, params = agreed
+        compressor, decompressor = config.deflate.codecs(params)
+        return extension, decompressor, compressor
+
+    def publish(self, topic: str, data: str | bytes | bytearray | memoryview, compress: bool = True) -> int:
+        """Send ``data`` to every subscriber of ``topic``.
+
+        Returns:
+            0 if nobody received it or any subscriber dropped it; -1 if any
+            subscriber is backpressured (still delivered); else the payload size.
+
+        Raises:
+            TypeError: ``topic`` is not a str, ``data`` not text or bytes-like, ``compress`` not a bool.
+            ValueError: ``topic`` is empty.
+        """
+        opcode, payload = _payload(data, compress)
+        _check_topic(topic)
+        if self._config is None:
+            return 0
+        return self._publish(topic, opcode, payload, compress, None)
+
+    def subscriber_count(self, topic: str) -> int:
+        """Return how many sockets of this server are subscribed to ``topic`` (0 for '')."""
+        if type(topic) is not str:
+            raise TypeError(f"topic must be a str, not {type(topic).__name__}")
+        return self._hub.subscriber_count(topic)  # type: ignore[no-any-return]
+
+    def _publish(self, topic: str, opcode: int, payload: bytes, compress: bool, sender: Outbox | None) -> int:
+        frame = build_frame(opcode, payload)
+        if compress and payload and self._config is not None and self._config.deflate is not None:
+            return self._hub.publish_compressed(topic, frame, opcode, payload, sender)  # type: ignore[no-any-return]
+        return self._hub.publish(topic, frame, len(payload), sender)  # type: ignore[no-any-return]
+
+    def _subscribe(self, outbox: Outbox, topic: str) -> bool:
+        return self._hub.subscribe(outbox, topic)  # type: ignore[no-any-return]
+
+    def _unsubscribe(self, outbox: Outbox, topic: str) -> bool:
+        return self._hub.unsubscribe(outbox, topic)  # type: ignore[no-any-return]
+
+    def _socket_closed(self, ws: ServerWebSocket, outbox: Outbox) -> None:
+        """``ws`` stopped being open: it leaves its topics and the open count."""
+        self._hub.unsubscribe_all(outbox)
+        self._sockets.pop(ws, None)
+        self._stopped.set()
+
+    def _socket_gone(self, ws: ServerWebSocket) -> None:
+        """``ws``'s TCP connection closed."""
+        self._live.pop(ws, None)
+        self._stopped.set()
+
+    def _sweep(self) -> None:
+        """Advance every socket's idle clock; runs every few seconds."""
+        assert self._loop is not None
+        for ws in list(self._sockets):
+            ws._idle_tick(IDLE_TICK)
+        self._sweeper = self._loop.call_later(IDLE_TICK, self._sweep)
+
+    def __repr__(self) -> str:
+        return f"<pubsock.Server {self.url}>"
+
+
+class serve:  # noqa: N801 - used like a function: ``async with serve(...) as server``
+    """Start a server: ``async with pubsock.serve(fetch, websocket=...) as server:``.
+
+    Also ``server = await pubsock.serve(...)``; then call ``await server.stop()``.
+    Leaving the ``async with`` block stops the server with ``close_active=True``.
+    Keyword arguments are those of ``Server``.
+    """
+
+    def __init__(self, fetch: FetchHandler | None = None, **options: Any) -> None:
+        self.server = Server(fetch, **options)
+
+    async def _start(self) -> Server:
+        await self.server.start()
+        return self.server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.server.stop(close_active=True)
+
+
+def run(fetch: FetchHandler | None = None, *, use_uvloop: bool | None = None, **options: Any) -> None:
+    """Serve until SIGINT or SIGTERM, then stop gracefully (a second signal exits at once).
+
+    Runs on uvloop when it is installed (``use_uvloop=False`` to opt out).
+    Keyword arguments are those of ``Server``.
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with serve(fetch, **options) as server:
+            stopping = asyncio.Event()
+
+            def on_signal() -> None:
+                if stopping.is_set():
+                    os._exit(1)
+                stopping.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            server.logger.info("pubsock listening on %s", server.url)
+            await stopping.wait()
+            server.logger.info("stopping")
+
+    if use_uvloop is not False:
+        try:
+            import uvloop
+        except ImportError:
+            if use_uvloop:
+                raise
+        else:
+            uvloop.run(main())
+            return
+    asyncio.run(main())
