@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Ping", "Pong", "Close", "ProtocolError", "Event"]
+__all__ = ["Ping", "Pong", "Close", "ProtocolError", "Event", "PayloadTooBigError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +43,11 @@ class ProtocolError:
 
 
 Event = str | bytes | Ping | Pong | Close | ProtocolError
+
+
+class PayloadTooBigError(Exception):
+    """Raised by an inflater whose output would pass its limit; the reader closes with 1009.
+
+    Defined here, not in the framing module, so that the pure and the compiled
+    reader catch the same class.
+    """
