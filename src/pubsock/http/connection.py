@@ -250,7 +250,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _write_fixed(self, request: Request, response: Response) -> None:
         body = response.body
-        data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        if isinstance(body, str):
+            data = body.encode("utf-8")
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+        else:
+            data = b""
         message = self._head(request, response, len(data))
         if request.method != "HEAD":
             message += data

@@ -32,6 +32,7 @@ def normalize_headers(headers: HeadersInput, what: str = "headers") -> list[tupl
         return []
     if isinstance(headers, (str, bytes)):
         raise TypeError(f"{what} must be a mapping or (name, value) pairs, not {type(headers).__name__}")
+    pairs: list[tuple[object, ...]]
     if isinstance(headers, Mapping):
         pairs = list(headers.items())
     else:
@@ -39,11 +40,11 @@ def normalize_headers(headers: HeadersInput, what: str = "headers") -> list[tupl
             pairs = [tuple(pair) for pair in headers]
         except TypeError:
             raise TypeError(f"{what} must be a mapping or (name, value) pairs, not {type(headers).__name__}") from None
-    result = []
+    result: list[tuple[str, str]] = []
     for pair in pairs:
         if len(pair) != 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
             raise TypeError(f"{what} must hold (str, str) pairs, got {pair!r}")
-        name, value = pair
+        name, value = pair[0], pair[1]
         if not name or any(c in name for c in "\r\n\0:") or any(c in value for c in "\r\n\0"):
             raise ValueError(f"{what}: invalid header {name!r}: names and values must not contain CR, LF or NUL")
         result.append((name, value))

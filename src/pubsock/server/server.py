@@ -323,19 +323,19 @@ class Server:
         """Return how many sockets of this server are subscribed to ``topic`` (0 for '')."""
         if type(topic) is not str:
             raise TypeError(f"topic must be a str, not {type(topic).__name__}")
-        return self._hub.subscriber_count(topic)  # type: ignore[no-any-return]
+        return self._hub.subscriber_count(topic)
 
     def _publish(self, topic: str, opcode: int, payload: bytes, compress: bool, sender: Outbox | None) -> int:
         frame = build_frame(opcode, payload)
         if compress and payload and self._config is not None and self._config.deflate is not None:
-            return self._hub.publish_compressed(topic, frame, opcode, payload, sender)  # type: ignore[no-any-return]
-        return self._hub.publish(topic, frame, len(payload), sender)  # type: ignore[no-any-return]
+            return self._hub.publish_compressed(topic, frame, opcode, payload, sender)
+        return self._hub.publish(topic, frame, len(payload), sender)
 
     def _subscribe(self, outbox: Outbox, topic: str) -> bool:
-        return self._hub.subscribe(outbox, topic)  # type: ignore[no-any-return]
+        return self._hub.subscribe(outbox, topic)
 
     def _unsubscribe(self, outbox: Outbox, topic: str) -> bool:
-        return self._hub.unsubscribe(outbox, topic)  # type: ignore[no-any-return]
+        return self._hub.unsubscribe(outbox, topic)
 
     def _socket_closed(self, ws: ServerWebSocket, outbox: Outbox) -> None:
         """``ws`` stopped being open: it leaves its topics and the open count."""

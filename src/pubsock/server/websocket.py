@@ -154,7 +154,7 @@ class ServerWebSocket(asyncio.Protocol):
         """Bytes queued for this socket that the kernel has not accepted yet; 0 when closed."""
         if self._state == CLOSED:
             return 0
-        return self._outbox.buffered_amount  # type: ignore[no-any-return]
+        return self._outbox.buffered_amount
 
     @property
     def subscriptions(self) -> list[str]:
@@ -199,7 +199,7 @@ class ServerWebSocket(asyncio.Protocol):
             frame = build_frame(opcode, compressor.compress(payload), True, True)
         else:
             frame = build_frame(opcode, payload)
-        return self._outbox.push(frame, len(payload))  # type: ignore[no-any-return]
+        return self._outbox.push(frame, len(payload))
 
     def ping(self, data: str | BytesLike = b"") -> int:
         """Send a ping; returns as ``send``. Payloads over 125 bytes raise ``ValueError``."""
