@@ -63,6 +63,7 @@ class HttpConnection(asyncio.Protocol):
         self._paused_reading = False
         self._closed = False
         self._upgrade_tail: bytes | None = None
+        self._failure: tuple[int, str] | None = None  # a parse error, answered after the requests before it
         self._upgraded = False
         self._timer: asyncio.TimerHandle | None = None
         self._write_ready: asyncio.Future[None] | None = None
@@ -98,7 +99,7 @@ class HttpConnection(asyncio.Protocol):
         self._write_ready = None
 
     def data_received(self, data: bytes) -> None:
-        if self._closed or self._upgraded:
+        if self._closed or self._upgraded or self._failure is not None:
             return
         if self._current is not None or self._upgrade_tail is not None:
             self._pending += data
@@ -119,13 +120,11 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as error:
             cause = error.__context__
             if isinstance(cause, _LimitExceeded):
-                self._fail(cause.status, cause.text)
+                self._failure = (cause.status, cause.text)
             else:
-                self._fail(400, "Bad Request")
-            return
+                self._failure = (400, "Bad Request")
         except httptools.HttpParserError:
-            self._fail(400, "Bad Request")
-            return
+            self._failure = (400, "Bad Request")
         self._next_request()
 
     def on_message_begin(self) -> None:
@@ -179,6 +178,10 @@ class HttpConnection(asyncio.Protocol):
         """Answer the next parsed request, or go back to reading input."""
         while self._current is None and not self._closed and not self._upgraded:
             if not self._requests:
+                if self._failure is not None:
+                    # the requests parsed before the bad input are answered first, in order
+                    self._fail(*self._failure)
+                    return
                 if self._upgrade_tail is not None:
                     # an upgrade request whose app did not upgrade: the rest is parsed as HTTP again
                     tail, self._upgrade_tail = self._upgrade_tail, None
@@ -282,7 +285,8 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         if not self._closed:
-            transport.write(b"0\r\n\r\n")
+            if request.method != "HEAD":  # a HEAD answer has no body, not even the last chunk
+                transport.write(b"0\r\n\r\n")
             self._finish(request)
 
     # upgrade -----------------------------------------------------------------------------------
