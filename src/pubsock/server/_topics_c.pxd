@@ -19,6 +19,7 @@ cdef class Outbox:
     cdef public object compressor
 
     cpdef Py_ssize_t push(self, bytes frame, Py_ssize_t payload_length)
+    cdef bint _must_drop(self)
     cpdef void queue(self, bytes data)
     cpdef void push_control(self, bytes frame)
     @cython.locals(hub=Hub)

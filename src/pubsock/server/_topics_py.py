@@ -51,7 +51,7 @@ class Outbox:
         """Queue one frame; return ``payload_length``, -1 (backpressure) or 0 (dropped or closed)."""
         if self.closed:
             return 0
-        if self.limit and self.size + self.backlog > self.limit:
+        if self.limit and self.size + self.backlog > self.limit and self._must_drop():
             if self.close_on_limit:
                 self.owner._over_limit()
             return 0
@@ -61,6 +61,18 @@ class Outbox:
         if self.paused:
             return -1
         return payload_length
+
+    def _must_drop(self) -> bool:
+        """Queue and transport hold more than ``limit``: is it the peer's fault?
+
+        Frames queued in this iteration count as sent (uWS's cork buffer), so the
+        queue is written now and only what the transport could not pass on counts.
+        """
+        if self.frames:
+            self.flush()
+        if self.paused:
+            self.backlog = self.transport.get_write_buffer_size()
+        return self.size + self.backlog > self.limit
 
     def queue(self, data: bytes) -> None:
         """Queue bytes for the next flush, ignoring the backpressure limit."""
@@ -196,7 +208,7 @@ class Hub:
             if outbox is sender:
                 continue
             recipients += 1
-            if outbox.limit and outbox.size + outbox.backlog > outbox.limit:
+            if outbox.limit and outbox.size + outbox.backlog > outbox.limit and outbox._must_drop():
                 dropped = True
                 if outbox.close_on_limit:
                     if over_limit is None:
