@@ -27,185 +27,44 @@ Every subprocess has a timeout, and everything started is killed on exit. Setup:
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as _dt
 import json
 import os
 import platform
-import queue
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+
+from common import (  # noqa: E402  (bench/common.py: processes, /proc readings, one run's machinery)
+    BaseTools,
+    fmt as _fmt,
+    fmt_rate as _fmt_rate,
+    free_port,
+    install_cleanup,
+    loadavg,
+    run_client,
+    server_process,
+    tail,
+    window_stats,
+)
+
 SERVERS_DIR = HERE / "servers"
 CLIENT_JS = HERE / "chat-client.mjs"
 ALL_SERVERS = ["pubsock", "bun", "picows", "aiohttp", "websockets", "node"]
 DEFAULT_SERVERS = "pubsock,bun,picows,aiohttp,websockets"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-_started: list[subprocess.Popen] = []
-
-
-# --------------------------------------------------------------------------------------------- processes
-
-def _kill(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """Stop a process we started (and its process group, which it leads) by PID: SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _kill_all() -> None:
-    while _started:
-        _kill(_started.pop(), grace=2.0)
-
-
-def _on_signal(signum, frame):  # noqa: ARG001
-    _kill_all()
-    sys.exit(128 + signum)
-
-
-def _popen(cmd: list[str], **kw) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
-    _started.append(proc)
-    return proc
-
-
-def _forget(proc: subprocess.Popen) -> None:
-    if proc in _started:
-        _started.remove(proc)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def listening(port: int) -> bool:
-    """Is some socket in LISTEN state on this TCP port (read from /proc/net/tcp{,6}, no connection made)?"""
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except OSError:
-            continue
-    return False
-
-
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError("no free port")
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def tail(path: Path, n: int = 12) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-n:])
 
 
 # --------------------------------------------------------------------------------------------- tools
 
-def find_bun() -> str | None:
-    for cand in (HERE / "node_modules" / ".bin" / "bun", HERE / ".tools" / "node_modules" / ".bin" / "bun"):
-        if cand.exists():
-            return str(cand)
-    return shutil.which("bun")
-
-
-def tool_version(cmd: list[str]) -> str | None:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def python_pkg_version(python: str, module: str, env: dict | None = None) -> str | None:
-    code = (f"import importlib.metadata as m, {module} as x\n"
-            f"try: print(m.version({module!r}))\n"
-            f"except Exception: print(getattr(x, '__version__', '?'), x.__file__)")
-    try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30, env=env)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-class Tools:
+class Tools(BaseTools):
     def __init__(self, args: argparse.Namespace) -> None:
-        self.python = args.python
-        self.bun = find_bun()
-        self.bun_version = tool_version([self.bun, "--version"]) if self.bun else None
-        if not self.bun_version:
-            self.bun = None
-        self.node = shutil.which("node")
-        self.node_version = tool_version([self.node, "--version"]) if self.node else None
-        self.have_ws = (HERE / "node_modules" / "ws" / "package.json").exists()
-        self.taskset = shutil.which("taskset") if not args.no_pin else None
-        # pubsock: the venv's install if any, else the work tree's src/ on PYTHONPATH.
-        self.pubsock_env = dict(os.environ)
-        self.pubsock_version = python_pkg_version(self.python, "pubsock")
-        if self.pubsock_version is None:
-            self.pubsock_env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
-            v = python_pkg_version(self.python, "pubsock", self.pubsock_env)
-            self.pubsock_version = f"{v} (from src/ on PYTHONPATH)" if v else None
+        super().__init__(args.python, args.no_pin)
         self.client_runtime = args.client_runtime
         if self.client_runtime == "auto":
             self.client_runtime = "bun" if self.bun else "node"
@@ -236,24 +95,8 @@ class Tools:
             return [self.node, str(SERVERS_DIR / "node_ws_server.mjs")], None, None
         return None, None, f"unknown server {name!r}"
 
-    def pinned(self, cmd: list[str], cpu: str) -> list[str]:
-        return [self.taskset, "-c", cpu, *cmd] if self.taskset else cmd
-
-    def versions(self) -> dict:
-        v = {"bun": self.bun_version, "node": self.node_version, "pubsock": self.pubsock_version,
-             "python": platform.python_version()}
-        for mod in ("picows", "aiohttp", "websockets", "uvloop"):
-            v[mod] = python_pkg_version(self.python, mod)
-        return v
-
 
 # --------------------------------------------------------------------------------------------- one run
-
-def _reader(stream, q: queue.Queue) -> None:
-    for line in stream:
-        q.put((time.monotonic(), line))
-    q.put((time.monotonic(), None))
-
 
 def run_one(tools: Tools, server: str, clients: int, size: int, args: argparse.Namespace, logdir: Path) -> dict:
     res: dict = {"server": server, "clients": clients, "size": size, "seconds": args.seconds, "status": "ok",
@@ -268,34 +111,14 @@ def run_one(tools: Tools, server: str, clients: int, size: int, args: argparse.N
     client_log = logdir / f"{server}-c{clients}-s{size}.client.log"
     res["logs"] = [str(server_log), str(client_log)]
     full = tools.pinned(cmd + ["--host", "127.0.0.1", "--port", str(port), "--clients", str(clients)], args.server_cpu)
-    with open(server_log, "wb") as slog:
-        srv = _popen(full, stdout=slog, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-    try:
-        deadline = time.monotonic() + args.start_timeout
-        while not listening(port):
-            if srv.poll() is not None:
-                last = tail(server_log, 1).strip()
-                res.update(status="skipped", reason=f"server exited with code {srv.returncode} before listening"
-                           + (f" ({last[:160]})" if last else ""), server_log_tail=tail(server_log))
-                return res
-            if time.monotonic() > deadline:
-                res.update(status="skipped", reason=f"server not listening on {port} after {args.start_timeout}s",
-                           server_log_tail=tail(server_log))
-                return res
-            time.sleep(0.05)
-        time.sleep(0.2)  # let it finish starting up (the socket may listen before the loop runs)
-        return _measure(tools, srv, res, port, clients, size, args, client_log, server_log)
-    finally:
-        res["server_peak_rss_kib"] = res.get("server_peak_rss_kib") or peak_rss_kib(srv.pid)
-        alive = srv.poll() is None
-        _kill(srv)
-        _forget(srv)
-        if not alive and res["status"] == "ok":
-            res.update(status="failed", reason=f"server died during the run (exit {srv.returncode})",
-                       server_log_tail=tail(server_log))
+    with server_process(full, env=env, port=port, log=server_log, start_timeout=args.start_timeout,
+                        res=res) as srv:
+        if srv is not None:
+            _measure(tools, srv, res, port, clients, size, args, client_log, server_log)
+    return res
 
 
-def _measure(tools: Tools, srv: subprocess.Popen, res: dict, port: int, clients: int, size: int,
+def _measure(tools: Tools, srv, res: dict, port: int, clients: int, size: int,
              args: argparse.Namespace, client_log: Path, server_log: Path) -> dict:
     ccmd = tools.pinned(tools.client_cmd() + [
         "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), "--size", str(size),
@@ -303,45 +126,9 @@ def _measure(tools: Tools, srv: subprocess.Popen, res: dict, port: int, clients:
         "--stall-timeout", str(args.stall_timeout), "--mode", args.client_mode,
         "--delay", str(args.tick_ms)], args.client_cpu)
     timeout = args.connect_timeout + args.seconds * 2 + 20
-    with open(client_log, "wb") as clog:
-        cli = _popen(ccmd, stdout=subprocess.PIPE, stderr=clog, cwd=str(HERE))
-    q: queue.Queue = queue.Queue()
-    threading.Thread(target=_reader, args=(cli.stdout, q), daemon=True).start()
-    marks: list[tuple[float, float | None, float | None]] = []  # (time, server cpu, client cpu) at each sample
-    result = None
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                res.update(status="failed", reason=f"client timed out after {timeout:.0f}s")
-                break
-            try:
-                t, line = q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("event") == "sample":
-                marks.append((t, cpu_seconds(srv.pid), cpu_seconds(cli.pid)))
-            elif ev.get("event") == "connected":
-                res["connect_ms"] = ev.get("ms")
-                res["client_runtime"] = ev.get("runtime")
-            elif ev.get("event") == "result":
-                result = ev
-        res["server_peak_rss_kib"] = peak_rss_kib(srv.pid)
-    finally:
-        _kill(cli, grace=1.0)
-        _forget(cli)
+    result, marks = run_client(ccmd, srv=srv, timeout=timeout, log=client_log, server_log=server_log,
+                               cwd=HERE, res=res)
     if result is None:
-        if res["status"] == "ok":
-            res.update(status="failed", reason=f"client exited (code {cli.returncode}) without a result")
-        res["client_log_tail"] = tail(client_log)
-        res["server_log_tail"] = tail(server_log)
         return res
     samples = result.get("samples", [])
     res.update(rounds_completed=result.get("rounds_completed"), format_ok=result.get("format_ok"),
@@ -354,33 +141,11 @@ def _measure(tools: Tools, srv: subprocess.Popen, res: dict, port: int, clients:
     rates = res["samples"][1:] or res["samples"]
     if rates:
         res["deliveries_per_s"] = statistics.median(rates)
-    # Window: from the end of the first sample to the end of the last one.
-    k = min(len(marks), len(samples))
-    if k >= 2:
-        (t0, s0, c0), (t1, s1, c1) = marks[0], marks[k - 1]
-        n = sum(s["deliveries"] for s in samples[1:k])
-        wall = t1 - t0
-        if s0 is not None and s1 is not None and wall > 0:
-            res["server_cpu_s"] = round(s1 - s0, 3)
-            res["server_cpu_pct"] = round(100 * (s1 - s0) / wall, 1)
-            if n:
-                res["server_cpu_s_per_M"] = round((s1 - s0) / (n / 1e6), 4)
-        if c0 is not None and c1 is not None and wall > 0:
-            res["client_cpu_pct"] = round(100 * (c1 - c0) / wall, 1)
-        res["window_s"] = round(wall, 3)
-        res["window_deliveries"] = n
+    window_stats(res, marks, samples, "deliveries")
     return res
 
 
 # --------------------------------------------------------------------------------------------- report
-
-def _fmt_rate(x) -> str:
-    return f"{x / 1e6:.3f} M" if isinstance(x, (int, float)) else "-"
-
-
-def _fmt(x, spec: str, unit: str = "") -> str:
-    return f"{x:{spec}}{unit}" if isinstance(x, (int, float)) else "-"
-
 
 def size_label(size: int) -> str:
     return "Bun's short strings (~12 B)" if size == 16 else f"{size} B messages"
@@ -454,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown server {s!r}; choose from {ALL_SERVERS}")
     if not Path(args.python).exists():
         args.python = sys.executable
-    atexit.register(_kill_all)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    install_cleanup()
 
     tools = Tools(args)
     logdir = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="pubsock-bench-chat-"))
