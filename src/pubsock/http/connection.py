@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection", "simple_response"]
 
 HIGH_WATER = 1 << 20  # pause reading when this much unparsed input waits
+LINGER = 5.0  # seconds an error answer waits for the client to stop sending before the connection is aborted
 
 
 def simple_response(status: int, text: str, close: bool = True, extra: str = "") -> bytes:
@@ -316,9 +317,21 @@ class HttpConnection(asyncio.Protocol):
     # helpers -----------------------------------------------------------------------------------
 
     def _fail(self, status: int, text: str) -> None:
-        if self.transport is not None and not self._closed:
-            self.transport.write(simple_response(status, text))
-        self._close()
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        transport.write(simple_response(status, text))
+        if not transport.can_write_eof():
+            self._close()
+            return
+        # Lingering close: half-close after the answer and drop what still arrives until the client
+        # closes. Closing with unread input would make the kernel reset the connection, and a reset
+        # can destroy the answer before the client reads it (e.g. a 413 during a large upload).
+        self._closed = True
+        self._cancel_timer()
+        transport.write_eof()
+        self._resume_reading()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.abort)
 
     def _close(self) -> None:
         if not self._closed and self.transport is not None:
