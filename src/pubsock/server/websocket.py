@@ -329,8 +329,17 @@ class ServerWebSocket(asyncio.Protocol):
         if self._state == OPEN:
             self._outbox.push_control(build_frame(OP_CLOSE, close_codes.build_close_body(code, reason)))
             self._closed(code, reason)
-        if self._state != CLOSED:
-            self._transport.close()
+        if self._state == CLOSED:
+            return
+        transport = self._transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # Half-close and drop further input until the peer closes: closing with unread input (the
+        # rest of an oversized frame) would reset the connection and could destroy the Close frame.
+        transport.write_eof()
+        if self._close_timer is None:
+            self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.abort)
 
     def _over_limit(self) -> None:
         """A frame was dropped with ``close_on_backpressure_limit`` set: drop the connection."""
