@@ -217,8 +217,15 @@ class HttpConnection(asyncio.Protocol):
             if response is None:
                 self.server.logger.error("fetch returned None for %s %s without upgrading", request.method, request.target)
                 response = Response("Internal Server Error", status=500)
+            elif not isinstance(response, Response):
+                self.server.logger.error(
+                    "fetch returned %s for %s %s, not a Response", type(response).__name__, request.method, request.target
+                )
+                response = Response("Internal Server Error", status=500)
+            if self.server._stopping:
+                request.keep_alive = False  # the server stops: this is the connection's last answer
             body = response.body
-            if isinstance(body, (str, bytes, bytearray, memoryview)) or body is None:
+            if isinstance(body, (str, bytes, bytearray, memoryview)) or body is None or not _has_body(response.status):
                 self._write_fixed(request, response)
             else:
                 asyncio.ensure_future(self._write_streamed(request, response))
@@ -261,7 +268,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             data = b""
         message = self._head(request, response, len(data))
-        if request.method != "HEAD":
+        if request.method != "HEAD" and _has_body(response.status):
             message += data
         assert self.transport is not None
         self.transport.write(message)
@@ -364,6 +371,11 @@ class HttpConnection(asyncio.Protocol):
         self._timer = None
         if self._current is None:
             self._close()
+
+
+def _has_body(status: int) -> bool:
+    """Whether a response with ``status`` may carry a body (not 1xx, 204, 304)."""
+    return status >= 200 and status not in (204, 304)
 
 
 async def _chunks(body: Any) -> AsyncIterator[bytes]:

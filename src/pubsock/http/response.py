@@ -26,7 +26,7 @@ def normalize_headers(headers: HeadersInput, what: str = "headers") -> list[tupl
 
     Raises:
         TypeError: not a mapping or an iterable of string pairs.
-        ValueError: a name or value contains CR, LF or NUL.
+        ValueError: a name or value contains CR, LF or NUL, or a character outside Latin-1.
     """
     if headers is None:
         return []
@@ -47,6 +47,12 @@ def normalize_headers(headers: HeadersInput, what: str = "headers") -> list[tupl
         name, value = pair[0], pair[1]
         if not name or any(c in name for c in "\r\n\0:") or any(c in value for c in "\r\n\0"):
             raise ValueError(f"{what}: invalid header {name!r}: names and values must not contain CR, LF or NUL")
+        if not (name.isascii() and value.isascii()):
+            try:
+                name.encode("latin-1")
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"{what}: invalid header {name!r}: names and values must be Latin-1 text") from None
         result.append((name, value))
     return result
 
@@ -56,7 +62,7 @@ class Response:
 
     Raises:
         TypeError: ``status`` is not an int, or ``body``/``headers`` have the wrong type.
-        ValueError: ``status`` is outside 100-999, or a header contains CR/LF.
+        ValueError: ``status`` is outside 100-999, or a header contains CR/LF or non-Latin-1 text.
     """
 
     __slots__ = ("status", "headers", "body")
