@@ -174,6 +174,14 @@ class ServerWebSocket(asyncio.Protocol):
         Raises:
             TypeError: ``data`` is not text or bytes-like, or ``compress`` is not a bool.
         """
+        kind = type(data)
+        if kind is str and compress is False:  # the hot path, spelled out
+            if self._state != OPEN:
+                return 0
+            if not self._config.send_pings:
+                self._idle = 0
+            payload = data.encode("utf-8")  # type: ignore[union-attr]
+            return self._outbox.push(build_frame(OP_TEXT, payload), len(payload))
         opcode, payload = _payload(data, compress)
         return self._send(opcode, payload, compress)
 
@@ -384,14 +392,21 @@ class ServerWebSocket(asyncio.Protocol):
         if self._state == CLOSED:
             return
         config = self._config
+        message = config.message
         for event in self._reader.feed(data):
             kind = type(event)
-            if kind is str:
-                if self._state == OPEN and config.message is not None:
-                    self._call(config.message, "message", event)
-            elif kind is bytes:
-                if self._state == OPEN and config.message is not None:
-                    self._call(config.message, "message", self._binary(event))  # type: ignore[arg-type]
+            if kind is str or kind is bytes:
+                if self._state != OPEN or message is None:
+                    continue
+                if kind is bytes and self._binary_type != "bytes":
+                    event = self._binary(event)  # type: ignore[arg-type,assignment]
+                try:  # _call, inlined: one handler call per message is the cost that matters
+                    result = message(self, event)
+                except Exception as exc:  # noqa: BLE001 - user code: reported, the socket lives on
+                    self._handler_failed("message", exc)
+                    continue
+                if result is not None and asyncio.iscoroutine(result):
+                    start_coroutine(result, lambda exc: self._handler_failed("message", exc))
             elif kind is Ping:
                 if self._state == OPEN:
                     self._outbox.push_control(build_frame(OP_PONG, event.data))  # type: ignore[union-attr]
