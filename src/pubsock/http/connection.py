@@ -64,7 +64,8 @@ class HttpConnection(asyncio.Protocol):
         self._paused_reading = False
         self._closed = False
         self._upgrade_tail: bytes | None = None
-        self._failure: tuple[int, str] | None = None  # a parse error, answered after the requests before it
+        self._failure: tuple[int, str] | None = None
+        self._dispatching = False  # a parse error, answered after the requests before it
         self._upgraded = False
         self._timer: asyncio.TimerHandle | None = None
         self._write_ready: asyncio.Future[None] | None = None
@@ -177,6 +178,17 @@ class HttpConnection(asyncio.Protocol):
 
     def _next_request(self) -> None:
         """Answer the next parsed request, or go back to reading input."""
+        if self._dispatching:
+            return  # a synchronous answer finished inside the loop below, which goes on by itself
+        self._dispatching = True
+        try:
+            self._dispatch_loop()
+        finally:
+            self._dispatching = False
+
+    def _dispatch_loop(self) -> None:
+        # a loop, not recursion: thousands of pipelined requests answered synchronously must not
+        # exhaust the stack
         while self._current is None and not self._closed and not self._upgraded:
             if not self._requests:
                 if self._failure is not None:
@@ -193,7 +205,7 @@ class HttpConnection(asyncio.Protocol):
                     self._pending.clear()
                     self._resume_reading()
                     self._parse(data)
-                    return
+                    continue
                 self._resume_reading()
                 self._arm_timer()
                 return
