@@ -231,7 +231,7 @@ class RawClient(asyncio.Protocol):
         await asyncio.wait_for(asyncio.shield(self.lost), 5)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+async def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
     """Poll ``predicate`` every millisecond until it holds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

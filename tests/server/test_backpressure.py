@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
+import pubsock
 from _clients import OP_BINARY, OP_CLOSE, OP_TEXT, App, RawClient, connected, next_iteration, serving, wait_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,7 +41,7 @@ def is_stall(results: list[int], ok: int) -> bool:
     )
 
 
-async def stall(app: App, server_port: int, name: str = "slow") -> tuple[RawClient, object]:
+async def stall(app: App, server_port: int, name: str = "slow") -> tuple[RawClient, pubsock.ServerWebSocket]:
     """Connect a client that does not read; return it with its server-side socket."""
     client = await RawClient.connect(server_port, f"/?name={name}", rcvbuf=SMALL)
     client.pause_reading()
@@ -54,8 +56,8 @@ async def test_send_to_a_stalled_client_returns_minus_one_then_zero() -> None:
         try:
             results, amounts = [], []
             for i in range(40):
-                results.append(ws.send(numbered(i, 10000)))  # type: ignore[attr-defined]
-                amounts.append(ws.buffered_amount)  # type: ignore[attr-defined]
+                results.append(ws.send(numbered(i, 10000)))
+                amounts.append(ws.buffered_amount)
                 await next_iteration()
             assert is_stall(results, 10000), results
             first_minus_one = results.index(-1)
@@ -65,7 +67,7 @@ async def test_send_to_a_stalled_client_returns_minus_one_then_zero() -> None:
             first_drop = results.index(0)
             assert amounts[first_drop - 1] > limit
             assert set(amounts[first_drop - 1 :]) == {amounts[-1]}
-            assert ws.buffered_amount == amounts[-1]  # type: ignore[attr-defined]
+            assert ws.buffered_amount == amounts[-1]
             drains = len(app.drains)  # the kernel may have taken some before the peer stalled
             # the client reads again: everything not dropped arrives, in order, byte-exact
             client.resume_reading()
@@ -75,8 +77,8 @@ async def test_send_to_a_stalled_client_returns_minus_one_then_zero() -> None:
             await wait_for(lambda: len(app.drains) > drains, what="drain")
             assert len(app.drains) <= results.count(-1)
             assert set(app.drains) == {ws}
-            assert ws.buffered_amount == 0  # type: ignore[attr-defined]
-            assert ws.send(b"again") == 5  # type: ignore[attr-defined]
+            assert ws.buffered_amount == 0
+            assert ws.send(b"again") == 5
             assert (await client.until(len(kept) + 1))[-1] == (OP_BINARY, b"again")
         finally:
             await client.close()
@@ -89,11 +91,11 @@ async def test_limit_one_byte_then_one_mib_then_drop() -> None:
         client, ws = await stall(app, server.port)
         try:
             mib = b"m" * (1 << 20)
-            assert ws.send(b"x") == 1  # type: ignore[attr-defined]
-            assert ws.send(mib) == -1  # type: ignore[attr-defined]
-            assert ws.send(mib) == 0  # type: ignore[attr-defined]
-            assert ws.send("t") == 0  # type: ignore[attr-defined]
-            assert 1 << 19 < ws.buffered_amount <= (1 << 20) + 10  # type: ignore[attr-defined]
+            assert ws.send(b"x") == 1
+            assert ws.send(mib) == -1
+            assert ws.send(mib) == 0
+            assert ws.send("t") == 0
+            assert 1 << 19 < ws.buffered_amount <= (1 << 20) + 10
             client.resume_reading()
             assert await client.until(2) == [(OP_BINARY, b"x"), (OP_BINARY, mib)]
             await wait_for(lambda: app.drains, what="drain")
@@ -120,12 +122,12 @@ async def test_buffered_amount_is_zero_when_closed() -> None:
     async with serving(app) as server:
         client, ws = await stall(app, server.port)
         try:
-            assert ws.send(b"z" * 200_000) == -1  # type: ignore[attr-defined]
-            assert ws.buffered_amount > 100_000  # type: ignore[attr-defined]
-            ws.terminate()  # type: ignore[attr-defined]
+            assert ws.send(b"z" * 200_000) == -1
+            assert ws.buffered_amount > 100_000
+            ws.terminate()
             assert app.closes == [(ws, 1006, "")]  # before terminate() returned
-            assert ws.buffered_amount == 0  # type: ignore[attr-defined]
-            assert ws.send(b"more") == 0  # type: ignore[attr-defined]
+            assert ws.buffered_amount == 0
+            assert ws.send(b"more") == 0
             client.resume_reading()  # a paused transport would not notice the reset
             await asyncio.wait_for(client.lost, 5)
         finally:
@@ -139,14 +141,14 @@ async def test_publish_returns_minus_one_then_zero_for_a_stalled_subscriber() ->
     async with serving(app) as server, connected(server.port, "fast") as (fast,):
         slow, ws_slow = await stall(app, server.port)
         try:
-            ws_slow.subscribe("room")  # type: ignore[attr-defined]
+            ws_slow.subscribe("room")
             app.by_name["fast"].subscribe("room")
             results = []
             for i in range(60):
                 results.append(server.publish("room", numbered(i, 5000)))
                 await next_iteration()
             assert is_stall(results, 5000), results
-            assert ws_slow.buffered_amount <= limit + 5004  # type: ignore[attr-defined]
+            assert ws_slow.buffered_amount <= limit + 5004
             # the reader got everything, the stalled one everything but the drops
             assert await fast.until(60) == [(OP_BINARY, numbered(i, 5000)) for i in range(60)]
             slow.resume_reading()
@@ -173,7 +175,7 @@ async def test_issue_case_backpressured_subscriber_with_1000_publishes_of_8_to_2
             results, highest = [], 0
             for i, size in enumerate(sizes):
                 results.append(server.publish("room", numbered(i, size)))
-                highest = max(highest, ws_slow.buffered_amount)  # type: ignore[attr-defined]
+                highest = max(highest, ws_slow.buffered_amount)
                 await asyncio.sleep(0)
             assert results.count(0) > 500
             assert set(results) <= {0, -1, *sizes}
@@ -195,9 +197,9 @@ async def test_drain_fires_after_minus_one() -> None:
     async with serving(app) as server:
         client, ws = await stall(app, server.port)
         try:
-            results = [ws.send(numbered(i, 50_000)) for i in range(4)]  # type: ignore[attr-defined]
+            results = [ws.send(numbered(i, 50_000)) for i in range(4)]
             await next_iteration()
-            assert ws.send(b"end") == -1  # type: ignore[attr-defined]
+            assert ws.send(b"end") == -1
             assert app.drains == []
             client.resume_reading()
             await client.until(5)
@@ -216,11 +218,11 @@ async def test_no_drain_after_close_under_backpressure() -> None:
         client, ws = await stall(app, server.port)
         try:
             payload = b"q" * 300_000
-            assert ws.send(payload) == -1  # type: ignore[attr-defined]
-            ws.close(4000, "bye")  # type: ignore[attr-defined]
+            assert ws.send(payload) == -1
+            ws.close(4000, "bye")
             assert app.closes == [(ws, 4000, "bye")]
-            assert ws.ready_state == 3  # type: ignore[attr-defined]
-            assert ws.send(b"late") == 0  # type: ignore[attr-defined]
+            assert ws.ready_state == 3
+            assert ws.send(b"late") == 0
             client.resume_reading()
             # the Close frame goes after the data already buffered, and nothing after it
             messages = await client.until(2)
@@ -242,10 +244,10 @@ async def test_drain_loop_delivers_2048_sends_of_4_kib_byte_exact() -> None:
     results: list[int] = []
     sent = 0
 
-    def pump(ws: object) -> None:
+    def pump(ws: pubsock.ServerWebSocket) -> None:
         nonlocal sent
         while sent < count:
-            result = ws.send(numbered(sent, size))  # type: ignore[attr-defined]
+            result = ws.send(numbered(sent, size))
             results.append(result)
             assert result != 0
             sent += 1
@@ -279,11 +281,11 @@ async def test_2048_sends_of_4_kib_in_one_burst_arrive_byte_exact() -> None:
     async with serving(app) as server:
         client, ws = await stall(app, server.port)
         try:
-            results = [ws.send(numbered(i, size)) for i in range(count)]  # type: ignore[attr-defined]
+            results = [ws.send(numbered(i, size)) for i in range(count)]
             await next_iteration()
             assert set(results) <= {size, -1}
-            assert ws.buffered_amount > 8 * 1024 * 1024 - 100_000  # type: ignore[attr-defined]
-            assert ws.send(b"tail") == -1  # type: ignore[attr-defined]
+            assert ws.buffered_amount > 8 * 1024 * 1024 - 100_000
+            assert ws.send(b"tail") == -1
             await asyncio.sleep(0.05)
             client.resume_reading()
             messages = await client.until(count + 1, timeout=20)
@@ -301,10 +303,10 @@ async def test_8_mib_sends_arrive_byte_exact_under_backpressure() -> None:
         try:
             first = bytes(range(256)) * (big // 256)
             second = "€" * (big // 3)  # text: 3 bytes per character
-            assert ws.send(first) == -1  # type: ignore[attr-defined]
-            assert ws.buffered_amount > big - 200_000  # type: ignore[attr-defined]
-            assert ws.send(second) == -1  # type: ignore[attr-defined]
-            assert ws.send(b"third") == -1  # type: ignore[attr-defined]
+            assert ws.send(first) == -1
+            assert ws.buffered_amount > big - 200_000
+            assert ws.send(second) == -1
+            assert ws.send(b"third") == -1
             await asyncio.sleep(0.05)
             client.resume_reading()
             messages = await client.until(3, timeout=20)
@@ -312,7 +314,7 @@ async def test_8_mib_sends_arrive_byte_exact_under_backpressure() -> None:
             assert messages[1] == (OP_TEXT, second.encode())
             assert messages[2] == (OP_BINARY, b"third")
             await wait_for(lambda: app.drains, what="drain")
-            assert ws.buffered_amount == 0  # type: ignore[attr-defined]
+            assert ws.buffered_amount == 0
         finally:
             await client.close()
 
@@ -323,7 +325,7 @@ async def test_8_mib_publish_to_a_stalled_subscriber() -> None:
     async with serving(app) as server, connected(server.port, "fast") as (fast,):
         slow, ws_slow = await stall(app, server.port)
         try:
-            ws_slow.subscribe("room")  # type: ignore[attr-defined]
+            ws_slow.subscribe("room")
             app.by_name["fast"].subscribe("room")
             payload = bytes(range(251)) * (big // 251)
             assert server.publish("room", payload) == -1
@@ -341,7 +343,7 @@ async def test_close_on_backpressure_limit_closes_with_1006() -> None:
         try:
             results = []
             for i in range(30):
-                results.append(ws.send(numbered(i, 8000)))  # type: ignore[attr-defined]
+                results.append(ws.send(numbered(i, 8000)))
                 if results[-1] == 0:
                     break
                 assert app.closes == []
@@ -349,9 +351,9 @@ async def test_close_on_backpressure_limit_closes_with_1006() -> None:
             assert is_stall(results, 8000), results
             assert app.closes == [(ws, 1006, "")]  # at once, inside send()
             drains = len(app.drains)  # some may have come while the kernel still took bytes
-            assert ws.ready_state == 3  # type: ignore[attr-defined]
-            assert ws.send(b"x") == 0  # type: ignore[attr-defined]
-            assert ws.buffered_amount == 0  # type: ignore[attr-defined]
+            assert ws.ready_state == 3
+            assert ws.send(b"x") == 0
+            assert ws.buffered_amount == 0
             client.resume_reading()
             await asyncio.wait_for(client.lost, 5)
             assert OP_CLOSE not in [opcode for opcode, _ in client.messages]  # no Close handshake
@@ -380,7 +382,7 @@ async def test_close_on_backpressure_limit_through_publish() -> None:
             assert order[-2:] == ["close slow 1006", f"published {n - 1}"]
             assert app.closes == [(ws_slow, 1006, "")]
             assert server.subscriber_count("room") == 1
-            assert ws_slow.subscriptions == []  # type: ignore[attr-defined]
+            assert ws_slow.subscriptions == []
             slow.resume_reading()
             await asyncio.wait_for(slow.lost, 5)
             assert await fast.until(n) == [(OP_BINARY, numbered(i, 8000)) for i in range(n)]

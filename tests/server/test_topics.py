@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _clients import OP_BINARY, OP_TEXT, App, RawClient, connected, next_iteration, serving, wait_for
+
+import pubsock
+from _clients import OP_BINARY, OP_TEXT, App, RawClient, client_frame, connected, next_iteration, serving, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -93,9 +95,9 @@ async def test_subscribe_after_the_peer_is_gone_is_false() -> None:
         assert server.subscriber_count("room") == 0
 
 
-async def assert_nothing_more(client: RawClient, ws: object, seen: int) -> None:
+async def assert_nothing_more(client: RawClient, ws: pubsock.ServerWebSocket, seen: int) -> None:
     """``client`` received nothing after its first ``seen`` messages: a marker sent now comes next."""
-    ws.send("marker")  # type: ignore[attr-defined]
+    ws.send("marker")
     messages = await client.until(seen + 1)
     assert messages[seen:] == [(OP_TEXT, b"marker")]
 
@@ -318,10 +320,10 @@ async def test_order_inside_a_message_handler() -> None:
     """A handler that publishes and sends: the receiver sees the messages in call order."""
     app = App()
 
-    def on_message(ws: object, message: object) -> None:
-        ws.publish("room", f"p1:{message}")  # type: ignore[attr-defined]
+    def on_message(ws: pubsock.ServerWebSocket, message: object) -> None:
+        ws.publish("room", f"p1:{message}")
         app.by_name["b"].send(f"s:{message}")
-        ws.publish("room", f"p2:{message}")  # type: ignore[attr-defined]
+        ws.publish("room", f"p2:{message}")
 
     app.on_message = on_message
     async with serving(app) as server, connected(server.port, "a", "b") as (a, b):
@@ -358,7 +360,7 @@ async def test_ten_clients_thousand_messages_each_exact_counts_and_order() -> No
         assert server.subscriber_count("room") == 10
         for client in clients:  # each client sends its 1000 messages in one burst
             assert client.transport is not None
-            client.transport.write(b"".join(_text_frame(str(i)) for i in range(count)))
+            client.transport.write(b"".join(client_frame(OP_TEXT, str(i).encode()) for i in range(count)))
         total = len(names) * count
         await asyncio.gather(*(client.until(total, timeout=20) for client in clients))
         await next_iteration()
@@ -376,7 +378,32 @@ async def test_ten_clients_thousand_messages_each_exact_counts_and_order() -> No
         assert set(results) <= {-1, 4, 5, 6}  # "cN:" + 1-3 digits, or -1 under backpressure
 
 
-def _text_frame(text: str) -> bytes:
-    from _clients import client_frame
+async def test_topics_belong_to_one_server() -> None:
+    app1, app2 = App(), App()
+    app1.on_open = app2.on_open = lambda ws: ws.subscribe("room")
+    async with serving(app1) as s1, serving(app2) as s2:
+        async with connected(s1.port, "a") as (a,), connected(s2.port, "b") as (b,):
+            assert s1.subscriber_count("room") == 1
+            assert s2.subscriber_count("room") == 1
+            assert s1.publish("room", "one") == 3
+            assert app2.by_name["b"].publish("room", "two") == 0  # b is alone in its server's room
+            assert await a.until(1) == [(OP_TEXT, b"one")]
+            await assert_nothing_more(b, app2.by_name["b"], 0)
 
-    return client_frame(OP_TEXT, text.encode())
+
+async def test_topic_calls_on_a_socket_kept_after_server_stop() -> None:
+    """§5.12: after ``stop()`` a retained socket answers without raising and reaches nobody."""
+    app = App()
+    app.on_open = lambda ws: ws.subscribe("room")
+    async with serving(app) as server, connected(server.port, "a", "b") as (a, b):
+        ws = app.by_name["a"]
+    assert len(app.closes) == 2
+    assert ws.ready_state == 3
+    assert ws.subscriptions == []
+    assert ws.subscribe("room") is False
+    assert ws.is_subscribed("room") is False
+    assert ws.unsubscribe("room") is False
+    assert ws.publish("room", "x") == 0
+    assert ws.send("x") == 0
+    assert server.subscriber_count("room") == 0
+    assert server.publish("room", "x") == 0
