@@ -45,6 +45,8 @@ class Outbox:
     @property
     def buffered_amount(self) -> int:
         """Bytes queued here or in the transport, not yet accepted by the kernel."""
+        if self.paused:  # ``backlog`` is only refreshed on writes; the transport drains in between
+            return self.size + self.transport.get_write_buffer_size()  # type: ignore[no-any-return]
         return self.size + self.backlog
 
     def push(self, frame: bytes, payload_length: int) -> int:
