@@ -58,6 +58,7 @@ class RawClient(asyncio.Protocol):
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
+        self.pause_at: int | None = None  # stop reading once bytes_received reaches this
 
     # connecting --------------------------------------------------------------------------------
 
@@ -110,6 +111,9 @@ class RawClient(asyncio.Protocol):
         else:
             buffer += data
             self.bytes_received += len(data)
+        if self.pause_at is not None and self.bytes_received >= self.pause_at:
+            self.pause_at = None
+            self.pause_reading()
         self._parse()
 
     def _parse(self) -> None:

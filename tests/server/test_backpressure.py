@@ -117,6 +117,30 @@ async def test_small_limit_does_not_drop_a_burst_to_a_client_that_reads() -> Non
         assert await b.until(200) == [(OP_BINARY, p) for p in payloads * 2]
 
 
+async def test_buffered_amount_follows_what_the_peer_reads() -> None:
+    """``buffered_amount`` is what the kernel has not accepted yet: it shrinks as the peer reads."""
+    app = App(sndbuf=SMALL)
+    async with serving(app) as server:
+        client, ws = await stall(app, server.port)
+        try:
+            mib = 1 << 20
+            assert ws.send(b"r" * mib) == -1
+            before = ws.buffered_amount
+            assert before > mib - 100_000
+            client.pause_at = mib // 2  # read about half, then stall again
+            client.resume_reading()
+            await wait_for(lambda: client.bytes_received >= mib // 2, timeout=5, what="half of it")
+            await wait_for(lambda: ws.buffered_amount < mib // 2 + 100, timeout=2, what="buffered_amount to shrink")
+            assert ws.buffered_amount >= mib // 2 - 200_000  # the rest is still waiting
+            assert app.drains == []
+            client.resume_reading()
+            assert await client.until(1) == [(OP_BINARY, b"r" * mib)]
+            await wait_for(lambda: app.drains, what="drain")
+            assert ws.buffered_amount == 0
+        finally:
+            await client.close()
+
+
 async def test_buffered_amount_is_zero_when_closed() -> None:
     app = App(sndbuf=SMALL)
     async with serving(app) as server:
