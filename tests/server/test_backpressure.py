@@ -118,23 +118,25 @@ async def test_small_limit_does_not_drop_a_burst_to_a_client_that_reads() -> Non
 
 
 async def test_buffered_amount_follows_what_the_peer_reads() -> None:
-    """``buffered_amount`` is what the kernel has not accepted yet: it shrinks as the peer reads."""
-    app = App(sndbuf=SMALL)
+    """``buffered_amount`` is what the kernel has not accepted yet: it shrinks as the peer reads,
+    and the limit applies to what is still buffered, not to what was buffered at the last write."""
+    mib = 1 << 20
+    app = App(sndbuf=SMALL, backpressure_limit=3 * mib // 4)
     async with serving(app) as server:
         client, ws = await stall(app, server.port)
         try:
-            mib = 1 << 20
             assert ws.send(b"r" * mib) == -1
-            before = ws.buffered_amount
-            assert before > mib - 100_000
+            assert ws.buffered_amount > mib - 100_000
+            assert ws.send(b"dropped") == 0  # over the limit
             client.pause_at = mib // 2  # read about half, then stall again
             client.resume_reading()
             await wait_for(lambda: client.bytes_received >= mib // 2, timeout=5, what="half of it")
             await wait_for(lambda: ws.buffered_amount < mib // 2 + 100, timeout=2, what="buffered_amount to shrink")
             assert ws.buffered_amount >= mib // 2 - 200_000  # the rest is still waiting
             assert app.drains == []
+            assert ws.send(b"accepted") == -1  # under the limit again, still backpressured
             client.resume_reading()
-            assert await client.until(1) == [(OP_BINARY, b"r" * mib)]
+            assert await client.until(2) == [(OP_BINARY, b"r" * mib), (OP_BINARY, b"accepted")]
             await wait_for(lambda: app.drains, what="drain")
             assert ws.buffered_amount == 0
         finally:
