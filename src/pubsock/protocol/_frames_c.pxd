@@ -10,6 +10,8 @@ cpdef bytes apply_mask(object data, bytes mask)
 @cython.locals(b0=int, mask_bit=int, header=bytes)
 cpdef bytes frame_header(int opcode, Py_ssize_t length, bint fin=*, bint rsv1=*, object mask=*)
 
+cdef list _SHORT_HEADERS
+
 cpdef bytes build_frame(int opcode, object payload, bint fin=*, bint rsv1=*, object mask=*)
 
 

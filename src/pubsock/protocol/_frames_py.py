@@ -62,6 +62,11 @@ def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,
     return header
 
 
+# The headers of final, unmasked frames with payloads under 126 bytes, by opcode and length:
+# the common case of build_frame costs one concatenation.
+_SHORT_HEADERS = [[bytes((0x80 | opcode, length)) for length in range(126)] for opcode in range(16)]
+
+
 def build_frame(
     opcode: int,
     payload: bytes,
@@ -70,6 +75,8 @@ def build_frame(
     mask: bytes | None = None,
 ) -> bytes:
     """Return one complete frame; with ``mask`` (4 bytes) the payload is masked, as a client must."""
+    if mask is None and fin and not rsv1 and len(payload) < 126:
+        return _SHORT_HEADERS[opcode][len(payload)] + payload
     if mask is not None:
         return frame_header(opcode, len(payload), fin, rsv1, mask) + apply_mask(payload, mask)
     return frame_header(opcode, len(payload), fin, rsv1) + payload
