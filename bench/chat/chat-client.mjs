@@ -21,6 +21,16 @@
 // write per round and counts incoming frames from their headers without building strings, so the client
 // stays far from its core's limit. Both check that one delivery reads "<name>: <message>".
 //
+// --compress (Bun's COMPRESS=1 variant) offers permessage-deflate ("permessage-deflate;
+// client_max_window_bits", as browsers do) and fails unless the server accepts it. With a --size other than
+// 16 the messages are then JSON-like chat messages of exactly --size bytes that compress
+// ({"type":"message","room":"lobby","user":"Alice0",...,"text":"<words>",...}). The raw mode still counts
+// frames from their headers without inflating them (a compressed message is still one final frame, RSV1
+// set), and checks a sample: the first CHECKS data frames of client 0 and the first of every other client
+// are inflated (payload + 00 00 ff ff, node:zlib inflateRawSync) and must read "<name>: <message>". The
+// result reports how many deliveries had RSV1 set and the bytes received per delivery. Clients always send
+// uncompressed frames.
+//
 // stdout carries only JSON lines for the runner (bench/chat/run.py):
 //   {"event":"connected", ...}                        all clients got "ready"
 //   {"event":"sample","i":k,"deliveries":d,"ms":t}  one per sampling interval (t = measured interval length)
@@ -41,6 +51,9 @@ const SAMPLE_MS = parseInt(opt("sample-ms", "1000"), 10);
 const CONNECT_TIMEOUT_MS = parseFloat(opt("connect-timeout", "30")) * 1000;
 const STALL_MS = parseFloat(opt("stall-timeout", "10")) * 1000;
 const MODE = opt("mode", "native");
+const COMPRESS = argv.includes("--compress");
+const CHECKS = parseInt(opt("checks", COMPRESS ? "16" : "1"), 10); // client 0's frames inflated and checked
+const OFFER = "permessage-deflate; client_max_window_bits";
 if (MODE !== "native" && MODE !== "raw") throw new Error(`--mode must be native or raw, not ${MODE}`);
 
 const runtime = typeof Bun !== "undefined" ? `bun ${Bun.version}` : `node ${process.version}`;
@@ -67,10 +80,41 @@ if (SIZE === 16) {
 } else {
   const variants = [];
   for (let v = 0; v < 50; v++) {
+    if (COMPRESS) {
+      variants.push(jsonMessage(v, SIZE));
+      continue;
+    }
     const head = `message ${v} `;
     variants.push((head + "x".repeat(Math.max(0, SIZE - head.length))).slice(0, SIZE));
   }
   MESSAGES = Array.from({ length: PER_ROUND }, (_, i) => variants[i % 50]);
+}
+
+// A JSON-like chat message of exactly `size` ASCII bytes (variant v), text made of everyday words picked by
+// a 32-bit LCG, so that it compresses as real chat traffic does rather than as a run of one letter.
+// bench/chat/compress_calls.py builds the same strings (json_message), byte for byte.
+function jsonMessage(v, size) {
+  const WORDS = [
+    "the", "meeting", "starts", "at", "noon", "please", "review", "pull", "request", "before", "lunch",
+    "deploy", "is", "done", "and", "tests", "are", "green", "can", "you", "check", "logs", "on", "staging",
+    "server", "again", "thanks", "I", "think", "we", "should", "ship", "it", "today", "tomorrow", "maybe",
+    "after", "standup", "let", "me", "know", "what", "this", "looks", "good", "to", "ok", "sounds", "great",
+    "new", "build", "fails", "with", "a", "timeout", "in", "CI", "retry", "fixed", "typo", "docs", "for",
+    "release", "notes", "who", "owns", "dashboard", "latency", "went", "up", "again?", "yes", "no", "lol",
+  ];
+  const USERS = ["Alice", "Bob", "Charlie", "David", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy"];
+  let x = (0x9e3779b9 ^ v) >>> 0;
+  const user = `${USERS[v % USERS.length]}${Math.floor(v / USERS.length)}`;
+  const head = `{"type":"message","room":"lobby","user":"${user}","id":${100000 + v},` +
+    `"ts":${1732550400000 + v * 1337},"reply_to":null,"text":"`;
+  const tail = `","tags":["chat","bench"],"edited":false}`;
+  const need = size - head.length - tail.length;
+  let text = "";
+  while (text.length < need) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    text += (text ? " " : "") + WORDS[(x >>> 16) % WORDS.length];
+  }
+  return (head + text.slice(0, Math.max(0, need)) + tail).slice(0, size);
 }
 const MSG_BYTES = MESSAGES.reduce((a, m) => a + m.length, 0) / MESSAGES.length;
 
@@ -95,6 +139,14 @@ let formatOk = null;
 let firstBad = null;
 let finished = false;
 const errors = [];
+// --compress bookkeeping (cheap: one bit test per frame header, one add per chunk).
+let totalDelivered = 0; // data messages counted, "ready" included
+let compressedFrames = 0; // final data frames with RSV1 set
+let wireBytes = 0; // bytes received after the handshakes
+let negotiated = null; // client 0's Sec-WebSocket-Extensions answer
+let checked = 0; // deliveries inflated (if compressed) and checked
+let checkedCompressed = 0;
+let checkedBfinal = 0; // ... whose deflate data starts with a final block (one-shot compressors such as libdeflate)
 
 function finish(error) {
   if (finished) return;
@@ -114,6 +166,15 @@ function finish(error) {
     samples,
     format_ok: formatOk,
     first_bad_message: firstBad,
+    compress: COMPRESS,
+    extensions: negotiated,
+    // raw mode only (the native client does not see frames):
+    deliveries_total: MODE === "raw" ? totalDelivered : null,
+    compressed_frames: MODE === "raw" ? compressedFrames : null,
+    wire_bytes: MODE === "raw" ? wireBytes : null,
+    checked,
+    checked_compressed: checkedCompressed,
+    checked_bfinal: checkedBfinal,
     error: errors.length ? errors.join("; ") : null,
   });
   process.exit(errors.length ? 2 : 0);
@@ -123,6 +184,21 @@ function finish(error) {
 // A minimal RFC 6455 client over node:net: handshake, pre-masked outgoing frames, incoming frames counted
 // from their headers (payloads skipped, except the few captured for checks).
 const net = MODE === "raw" ? await import("node:net") : null;
+const zlib = COMPRESS ? await import("node:zlib") : null;
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+// The text of one captured message: inflated first if its first frame had RSV1 set (RFC 7692 §7.2.2:
+// append 00 00 ff ff; data ending in a final block, as one-shot compressors produce, inflates the same).
+function decodePayload(buf, rsv1) {
+  if (!rsv1) return buf.toString("utf8");
+  try {
+    return zlib
+      .inflateRawSync(Buffer.concat([buf, TAIL]), { finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      .toString("utf8");
+  } catch (e) {
+    return `<inflate failed: ${e.message}>`;
+  }
+}
 
 function buildMaskedFrames(messages) {
   const mask = Buffer.from([0x5a, 0xc3, 0x3c, 0xa5]);
@@ -147,8 +223,9 @@ class RawClient {
     this.name = name;
     this.onmessage = null; // (string) => void, for captured frames
     this.oncount = null; // (n) => void, data frames completed in a chunk
-    this.captureNext = true; // capture the next data frame's payload
+    this.captureLeft = 1; // capture the next data frames' payloads (count)
     this.capture = null;
+    this.captureRsv1 = false;
     this.skip = 0;
     this.carry = null;
     this.head = Buffer.alloc(0);
@@ -159,7 +236,9 @@ class RawClient {
       sock.write(
         `GET ${u.pathname}?name=${name} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
           `Connection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.from(`pubsock-bench-${index}`.padEnd(16, "-").slice(0, 16)).toString("base64")}\r\n` +
-          `Sec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Version: 13\r\n` +
+          (COMPRESS ? `Sec-WebSocket-Extensions: ${OFFER}\r\n` : "") +
+          `\r\n`,
       );
     });
     sock.on("data", chunk => this.feed(chunk));
@@ -171,8 +250,12 @@ class RawClient {
   }
   endCapture(parts) {
     this.capture = null;
-    this.captureNext = false;
-    if (this.onmessage) this.onmessage(Buffer.concat(parts).toString("utf8"));
+    this.captureLeft--;
+    this.captured(Buffer.concat(parts), this.captureRsv1);
+  }
+  captured(payload, rsv1) {
+    // onmessage(text, rsv1, bfinal): bfinal = the deflate data starts with a final block (BFINAL bit)
+    if (this.onmessage) this.onmessage(decodePayload(payload, rsv1), rsv1, rsv1 && payload.length > 0 && (payload[0] & 1) === 1);
   }
   control(op, payload) {
     if (op === 0x8) {
@@ -192,11 +275,22 @@ class RawClient {
       if (k < 0) return;
       const status = this.head.toString("latin1", 0, this.head.indexOf("\r\n"));
       if (!/^HTTP\/1\.1 101/.test(status)) return finish(`client ${this.index}: handshake answered ${status}`);
+      const ext = /\r\nsec-websocket-extensions:[ \t]*([^\r]*)/i.exec(this.head.toString("latin1", 0, k + 2));
+      const answer = ext ? ext[1].trim() : null;
+      if (this.index === 0) negotiated = answer;
+      if (COMPRESS && !(answer && /^permessage-deflate\b/i.test(answer)))
+        return finish(`client ${this.index}: the server did not accept permessage-deflate (answer: ${answer})`);
+      // Sampled frames are inflated on their own, so the server must not keep context between messages.
+      if (COMPRESS && !/server_no_context_takeover/i.test(answer))
+        return finish(`client ${this.index}: the server kept its compression context (${answer}); the raw client ` +
+          "checks single messages and needs server_no_context_takeover");
+      if (!COMPRESS && answer) return finish(`client ${this.index}: unexpected extension ${answer}`);
       this.open = true;
       chunk = this.head.subarray(k + 4);
       this.head = null;
       if (chunk.length === 0) return;
     }
+    wireBytes += chunk.length;
     if (this.carry) {
       chunk = Buffer.concat([this.carry, chunk]);
       this.carry = null;
@@ -204,6 +298,7 @@ class RawClient {
     const n = chunk.length;
     let pos = 0;
     let count = 0;
+    let rsv1 = 0;
     if (this.skip > 0) {
       const take = this.skip < n ? this.skip : n;
       if (this.capture) this.capture.push(chunk.subarray(0, take));
@@ -235,12 +330,14 @@ class RawClient {
         continue;
       }
       pos += h;
-      if (b0 & 0x80) count++; // a final data frame ends one message
+      if (b0 & 0x80) count++; // a final data frame ends one message (compressed or not: RSV1 = 0x40)
+      if (b0 & 0x40) rsv1++;
       const avail = n - pos;
-      if (this.captureNext && (b0 & 0x80)) {
+      if (this.captureLeft > 0 && (b0 & 0x80)) {
+        this.captureRsv1 = (b0 & 0x40) !== 0;
         if (avail >= len) {
-          this.captureNext = false;
-          if (this.onmessage) this.onmessage(chunk.toString("utf8", pos, pos + len));
+          this.captureLeft--;
+          this.captured(chunk.subarray(pos, pos + len), this.captureRsv1);
         } else this.capture = [chunk.subarray(pos)];
       }
       if (avail >= len) pos += len;
@@ -250,6 +347,8 @@ class RawClient {
       }
     }
     if (pos < n) this.carry = chunk.subarray(pos);
+    compressedFrames += rsv1;
+    totalDelivered += count;
     if (count && this.oncount) this.oncount(count);
   }
 }
@@ -270,6 +369,12 @@ for (let i = 0; i < CLIENTS; i++) {
     ws = new WebSocketImpl(`${url}?name=${NAMES[i]}`);
     ws.onerror = ev => finish(`client ${i} (${NAMES[i]}): error ${ev && ev.message ? ev.message : ""}`.trim());
     ws.onclose = ev => finish(`client ${i} (${NAMES[i]}): closed (code ${ev.code})`);
+    ws.onopen = () => {
+      // Bun's WebSocket and ws offer permessage-deflate themselves; ws.extensions is the server's answer.
+      if (i === 0) negotiated = ws.extensions || null;
+      if (COMPRESS && !/permessage-deflate/i.test(ws.extensions || ""))
+        finish(`client ${i} (${NAMES[i]}): permessage-deflate not negotiated by the native client (extensions: ${JSON.stringify(ws.extensions)})`);
+    };
   }
   clients[i] = ws;
   ready.push(
@@ -290,11 +395,15 @@ log(`all ${CLIENTS} clients ready after ${(now() - t0).toFixed(0)} ms`);
 const PER_ROUND_TOTAL = CLIENTS * MESSAGES.length * CLIENTS;
 remaining = PER_ROUND_TOTAL;
 
-function checkFormat(d) {
-  // One delivery must read "<name of a client>: <one of the sent messages>".
+function checkFormat(d, rsv1 = false, bfinal = false) {
+  // Each checked delivery must read "<name of a client>: <one of the sent messages>".
   const k = typeof d === "string" ? d.indexOf(": ") : -1;
-  formatOk = k > 0 && NAME_SET.has(d.slice(0, k)) && MESSAGES.includes(d.slice(k + 2));
-  if (!formatOk) firstBad = typeof d === "string" ? d.slice(0, 120) : `<${typeof d}>`;
+  const ok = k > 0 && NAME_SET.has(d.slice(0, k)) && MESSAGES.includes(d.slice(k + 2));
+  checked++;
+  if (rsv1) checkedCompressed++;
+  if (bfinal) checkedBfinal++;
+  if (!ok && formatOk !== false) firstBad = typeof d === "string" ? d.slice(0, 120) : `<${typeof d}>`;
+  formatOk = formatOk !== false && ok;
 }
 
 function deliver(n) {
@@ -316,8 +425,11 @@ if (MODE === "raw") {
     c.oncount = deliver;
     c.onmessage = null;
   }
-  clients[0].captureNext = true;
-  clients[0].onmessage = checkFormat;
+  // Client 0 checks its first CHECKS deliveries; under --compress every other client checks its first one.
+  for (let i = 0; i < CLIENTS; i++) {
+    clients[i].captureLeft = i === 0 ? CHECKS : COMPRESS ? 1 : 0;
+    clients[i].onmessage = checkFormat;
+  }
 } else {
   for (const ws of clients) ws.onmessage = () => deliver(1);
   clients[0].onmessage = ev => {

@@ -11,6 +11,13 @@ The client runs in its "raw" mode by default (frames counted from their headers,
 bottleneck); --client-mode native uses the runtime's WebSocket client as Bun's own chat-client.mjs does.
 Rounds start on a 64 ms tick as in Bun's benchmark (--tick-ms; 0 = as soon as the previous one is complete).
 
+--compress (Bun's COMPRESS=1 variant): the servers negotiate permessage-deflate with their shared compressor
+(pubsock per_message_deflate = True, Bun perMessageDeflate: true) and publish with compress=true; the client
+offers the extension, and with a --size other than 16 sends JSON-like chat messages that compress. Only
+pubsock and bun have this variant; the other servers are skipped (said so in the output). The table then
+also shows the bytes received per delivery and the share of deliveries that arrived compressed (RSV1).
+The CPU saved by compressing once per publish is measured apart, without network: bench/chat/compress_calls.py.
+
 Recorded per run:
   deliveries/s      median of the per-second samples after the first (each sample divided by its measured length)
   CPU-s per M       server user+system CPU seconds (from /proc/PID/stat) over the measured window (samples after
@@ -57,6 +64,7 @@ from common import (  # noqa: E402  (bench/common.py: processes, /proc readings,
 SERVERS_DIR = HERE / "servers"
 CLIENT_JS = HERE / "chat-client.mjs"
 ALL_SERVERS = ["pubsock", "bun", "picows", "aiohttp", "websockets", "node"]
+COMPRESS_SERVERS = ("pubsock", "bun")  # the servers with a --compress variant
 DEFAULT_SERVERS = "pubsock,bun,picows,aiohttp,websockets"
 
 
@@ -78,8 +86,13 @@ class Tools(BaseTools):
             raise SystemExit("node client needs node and bench/chat/node_modules/ws: run bash bench/chat/setup.sh")
         return [self.node, str(CLIENT_JS)]
 
-    def server_cmd(self, name: str) -> tuple[list[str] | None, dict | None, str | None]:
+    def server_cmd(self, name: str, compress: bool = False) -> tuple[list[str] | None, dict | None, str | None]:
         """(command, env, reason it cannot run)."""
+        if compress:
+            if name not in COMPRESS_SERVERS:
+                return None, None, "no --compress variant (only pubsock and bun have one)"
+            cmd, env, reason = self.server_cmd(name)
+            return (cmd + ["--compress"] if cmd else None), env, reason
         py = [self.python, "-u"]
         if name == "pubsock":
             return py + [str(SERVERS_DIR / "pubsock_server.py")], self.pubsock_env, None
@@ -100,15 +113,16 @@ class Tools(BaseTools):
 
 def run_one(tools: Tools, server: str, clients: int, size: int, args: argparse.Namespace, logdir: Path) -> dict:
     res: dict = {"server": server, "clients": clients, "size": size, "seconds": args.seconds, "status": "ok",
-                 "loadavg_before": loadavg()}
-    cmd, env, reason = tools.server_cmd(server)
+                 "compress": args.compress, "loadavg_before": loadavg()}
+    cmd, env, reason = tools.server_cmd(server, args.compress)
     if cmd is None:
         res.update(status="skipped", reason=reason)
         return res
     port = free_port(args.port)
     res["port"] = port
-    server_log = logdir / f"{server}-c{clients}-s{size}.server.log"
-    client_log = logdir / f"{server}-c{clients}-s{size}.client.log"
+    tag = f"{server}-c{clients}-s{size}{'-z' if args.compress else ''}"
+    server_log = logdir / f"{tag}.server.log"
+    client_log = logdir / f"{tag}.client.log"
     res["logs"] = [str(server_log), str(client_log)]
     full = tools.pinned(cmd + ["--host", "127.0.0.1", "--port", str(port), "--clients", str(clients)], args.server_cpu)
     with server_process(full, env=env, port=port, log=server_log, start_timeout=args.start_timeout,
@@ -124,7 +138,7 @@ def _measure(tools: Tools, srv, res: dict, port: int, clients: int, size: int,
         "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), "--size", str(size),
         "--seconds", str(args.seconds), "--connect-timeout", str(args.connect_timeout),
         "--stall-timeout", str(args.stall_timeout), "--mode", args.client_mode,
-        "--delay", str(args.tick_ms)], args.client_cpu)
+        "--delay", str(args.tick_ms)] + (["--compress"] if args.compress else []), args.client_cpu)
     timeout = args.connect_timeout + args.seconds * 2 + 20
     result, marks = run_client(ccmd, srv=srv, timeout=timeout, log=client_log, server_log=server_log,
                                cwd=HERE, res=res)
@@ -138,6 +152,8 @@ def _measure(tools: Tools, srv, res: dict, port: int, clients: int, size: int,
         res.update(status="failed", reason=result["error"], server_log_tail=tail(server_log))
     if result.get("format_ok") is False:
         res.update(status="failed", reason=f"unexpected delivery: {result.get('first_bad_message')!r}")
+    if args.compress:
+        _compression_checks(res, result)
     rates = res["samples"][1:] or res["samples"]
     if rates:
         res["deliveries_per_s"] = statistics.median(rates)
@@ -145,16 +161,33 @@ def _measure(tools: Tools, srv, res: dict, port: int, clients: int, size: int,
     return res
 
 
+def _compression_checks(res: dict, result: dict) -> None:
+    """Record what the client saw of compression; fail the run if nothing arrived compressed or a check failed."""
+    res.update(extensions=result.get("extensions"), checked=result.get("checked"),
+               checked_compressed=result.get("checked_compressed"), checked_bfinal=result.get("checked_bfinal"))
+    total, rsv1, wire = result.get("deliveries_total"), result.get("compressed_frames"), result.get("wire_bytes")
+    if total:  # raw mode only
+        res.update(deliveries_total=total, compressed_frames=rsv1, wire_bytes=wire,
+                   compressed_pct=round(100 * rsv1 / total, 2), wire_bytes_per_delivery=round(wire / total, 1))
+        if rsv1 == 0 and res["status"] == "ok":
+            res.update(status="failed", reason="--compress: no delivery arrived compressed (RSV1)")
+    if not result.get("checked_compressed") and res["status"] == "ok" and result.get("mode") == "raw":
+        res.update(status="failed", reason="--compress: no checked delivery was compressed")
+
+
 # --------------------------------------------------------------------------------------------- report
 
-def size_label(size: int) -> str:
-    return "Bun's short strings (~12 B)" if size == 16 else f"{size} B messages"
+def size_label(size: int, compress: bool = False) -> str:
+    if size == 16:
+        return "Bun's short strings (~12 B)"
+    return f"{size} B {'JSON-like ' if compress else ''}messages"
 
 
-def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int) -> str:
+def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int, compress: bool = False) -> str:
     pub = next((r for r in runs if r["server"] == "pubsock" and r["status"] == "ok"), None)
-    out = [f"\n== {clients} clients, {size_label(size)}, {seconds} samples of 1 s "
-           f"(deliveries per round {clients * 1600 * clients:,}, {tick_ms} ms tick) =="]
+    out = [f"\n== {clients} clients, {size_label(size, compress)}, {seconds} samples of 1 s "
+           f"(deliveries per round {clients * 1600 * clients:,}, {tick_ms} ms tick"
+           f"{', permessage-deflate' if compress else ''}) =="]
     head = (f"{'server':<11} {'deliveries/s':>13} {'CPU-s/M':>8} {'srv CPU':>8} {'peak RSS':>10} "
             f"{'cli CPU':>8} {'rounds':>6}  {'pubsock/peer':>12} {'CPU/M ratio':>11}")
     out += [head, "-" * len(head)]
@@ -177,6 +210,17 @@ def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int)
         elif (r.get("client_cpu_pct") or 0) >= 85 and (r.get("server_cpu_pct") or 0) < 85:
             line += "  (client-bound?)"
         out.append(line)
+    seen = [r for r in runs if r["status"] != "skipped" and "extensions" in r]
+    if compress and seen:
+        out.append("compression (as the client saw it):")
+        for r in seen:
+            line = f"  {r['server']:<9} answer {r.get('extensions')!r}"
+            if r.get("wire_bytes_per_delivery") is not None:
+                line += (f"; {r['compressed_pct']:.1f} % of deliveries compressed (RSV1), "
+                         f"{r['wire_bytes_per_delivery']:.0f} B received per delivery")
+            line += (f"; {r.get('checked')} deliveries checked ({r.get('checked_compressed')} inflated"
+                     f"{', %d starting with a final block' % r['checked_bfinal'] if r.get('checked_bfinal') else ''})")
+            out.append(line)
     if not pub:
         out.append("(pubsock did not run: no ratios)")
     else:
@@ -205,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tick-ms", type=int, default=64,
                    help="a new round starts on this tick once the previous one is complete (Bun: 64); "
                         "0 = at once")
+    p.add_argument("--compress", action="store_true",
+                   help="permessage-deflate variant (Bun's COMPRESS=1): pubsock and bun only, compressed publishes, "
+                        "JSON-like messages for --size other than 16")
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
     p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--connect-timeout", type=float, default=30.0)
@@ -220,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.python).exists():
         args.python = sys.executable
     install_cleanup()
+    if args.compress:
+        skipped = [s for s in servers if s not in COMPRESS_SERVERS]
+        if skipped:
+            print(f"--compress: {', '.join(skipped)} skipped (only {' and '.join(COMPRESS_SERVERS)} have a "
+                  "compressed variant)", flush=True)
 
     tools = Tools(args)
     logdir = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="pubsock-bench-chat-"))
@@ -232,12 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         "client_runtime": tools.client_runtime,
         "client_mode": args.client_mode,
         "tick_ms": args.tick_ms,
+        "compress": args.compress,
         "versions": tools.versions(),
         "backpressure_limit": 16 * 1024 * 1024,
         "logs": str(logdir),
     }
     print(f"chat-room benchmark: client under {tools.client_runtime} ({args.client_mode} mode, "
-          f"{args.tick_ms} ms tick), "
+          f"{args.tick_ms} ms tick{', permessage-deflate' if args.compress else ''}), "
           f"{'pinned server->CPU ' + args.server_cpu + ', client->CPU ' + args.client_cpu if tools.taskset else 'unpinned'}; "
           f"load average {meta['machine']['loadavg_start']}; logs in {logdir}", flush=True)
     print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), flush=True)
@@ -261,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                         if r.get(key):
                             print("   | " + r[key].replace("\n", "\n   | "), flush=True)
                 time.sleep(args.pause)
-            t = table(runs, clients, size, args.seconds, args.tick_ms)
+            t = table(runs, clients, size, args.seconds, args.tick_ms, args.compress)
             tables.append(t)
             print(t, flush=True)
     if args.json:

@@ -1,5 +1,7 @@
-// Chat-room server for Bun: Bun.serve + native pub/sub (server/ws.publish), no compression.
-//   bun bench/chat/servers/bun_server.js --port 4001 --clients 16
+// Chat-room server for Bun: Bun.serve + native pub/sub (server/ws.publish), no compression by default.
+//   bun bench/chat/servers/bun_server.js --port 4001 --clients 16 [--compress]
+// --compress (Bun's COMPRESS=1): perMessageDeflate: true (shared compressor and decompressor) and
+// ws.publish(topic, msg, true). uWS compresses a published message in each subscriber's send().
 const argv = Bun.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
@@ -8,6 +10,7 @@ const opt = (name, dflt) => {
 const PORT = parseInt(opt("port", "4001"), 10);
 const HOST = opt("host", "127.0.0.1");
 const CLIENTS = parseInt(opt("clients", "16"), 10);
+const COMPRESS = argv.includes("--compress");
 const LIMIT = 16 * 1024 * 1024; // backpressure limit pinned to 16 MiB in every server compared
 
 let connected = 0;
@@ -20,7 +23,7 @@ const server = Bun.serve({
     return new Response("Upgrade failed", { status: 400 });
   },
   websocket: {
-    perMessageDeflate: false,
+    perMessageDeflate: COMPRESS,
     publishToSelf: true,
     backpressureLimit: LIMIT,
     closeOnBackpressureLimit: false,
@@ -30,7 +33,7 @@ const server = Bun.serve({
       if (++connected === CLIENTS) setTimeout(() => server.publish("room", "ready"), 100);
     },
     message(ws, message) {
-      if (ws.publish("room", `${ws.data.name}: ${message}`) === 0) {
+      if (ws.publish("room", `${ws.data.name}: ${message}`, COMPRESS) === 0) {
         console.error("publish dropped a message (backpressure limit reached)");
         process.exit(3);
       }
@@ -40,4 +43,5 @@ const server = Bun.serve({
     },
   },
 });
-console.error(`bun ${Bun.version} chat server on ${server.url} waiting for ${CLIENTS} clients`);
+console.error(`bun ${Bun.version} chat server on ${server.url} waiting for ${CLIENTS} clients` +
+  (COMPRESS ? ", perMessageDeflate: true, compressed publishes" : ""));
