@@ -4,6 +4,11 @@ Requests on a connection are answered one at a time, in order (pipelining);
 bytes that arrive while a request is being answered wait in a buffer. An
 upgrade hands the transport to a ``ServerWebSocket`` with every byte that
 followed the request head.
+
+``request_timeout`` is a deadline, not an idle timer: a request head must be
+complete that long after the server started waiting for it, or the connection
+is closed (an idle keep-alive connection, or a slowloris client that trickles
+bytes); a request body must make progress at least that often.
 """
 
 from __future__ import annotations
@@ -75,6 +80,11 @@ class HttpConnection(asyncio.Protocol):
         self._head_size = 0
         self._body: list[bytes] = []
         self._body_size = 0
+        self._in_head = False  # a request head has begun and is not complete
+        self._head_began = False  # ... and it began in the read being parsed
+        self._head_read = 0  # bytes of the later reads that arrived while the head was incomplete
+        self._in_body = False  # a request body is being received
+        self._body_progress = False  # body bytes arrived since the timer was armed
 
     # asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -127,6 +137,15 @@ class HttpConnection(asyncio.Protocol):
                 self._failure = (400, "Bad Request")
         except httptools.HttpParserError:
             self._failure = (400, "Bad Request")
+        if self._in_head and self._failure is None:
+            # httptools buffers a header line until it ends, so the callbacks cannot bound it: count the
+            # reads that arrive while a head is incomplete (the first may hold the previous request's end)
+            if self._head_began:
+                self._head_began = False
+            else:
+                self._head_read += len(data)
+                if self._head_read > self.server.max_header_size:
+                    self._failure = (431, "Request Header Fields Too Large")
         self._next_request()
 
     def on_message_begin(self) -> None:
@@ -135,6 +154,9 @@ class HttpConnection(asyncio.Protocol):
         self._head_size = 0
         self._body = []
         self._body_size = 0
+        self._in_head = True
+        self._head_began = True
+        self._head_read = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -149,18 +171,33 @@ class HttpConnection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._cancel_timer()
+        body = False
         for name, value in self._headers:
-            if name.lower() == "content-length" and value.isdigit() and int(value) > self.server.max_request_body_size:
-                raise _LimitExceeded(413, "Payload Too Large")
+            lowered = name.lower()
+            if lowered == "content-length":
+                if value.isdigit() and int(value) > self.server.max_request_body_size:
+                    raise _LimitExceeded(413, "Payload Too Large")
+                body = body or value.strip("0 \t") != ""
+            elif lowered == "transfer-encoding":
+                body = True
+        if body:
+            self._in_body = True
+            self._body_progress = False
+            self._arm_timer()
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > self.server.max_request_body_size:
             raise _LimitExceeded(413, "Payload Too Large")
+        self._body_progress = True
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._in_body:
+            self._in_body = False
+            self._cancel_timer()
         parser = self._parser
         request = Request(
             parser.get_method().decode("ascii"),
@@ -207,7 +244,8 @@ class HttpConnection(asyncio.Protocol):
                     self._parse(data)
                     continue
                 self._resume_reading()
-                self._arm_timer()
+                if self._timer is None:  # a deadline: more bytes of the same request do not postpone it
+                    self._arm_timer()
                 return
             request = self._requests.popleft()
             self._current = request
@@ -381,8 +419,15 @@ class HttpConnection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._timer = None
-        if self._current is None:
-            self._close()
+        if self._current is not None or self._closed:
+            return  # a request is being answered: the deadline restarts when the next one is awaited
+        if self._in_body and self._body_progress:
+            self._body_progress = False
+            self._arm_timer()
+            return
+        if self._in_head or self._in_body:
+            self.server.logger.debug("request from %s timed out", self.remote_address)
+        self._close()  # as Bun: no answer, the connection is cut
 
 
 def _has_body(status: int) -> bool:
