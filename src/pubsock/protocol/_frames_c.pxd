@@ -24,6 +24,7 @@ cdef class FrameReader:
     cdef int _frag_opcode
     cdef bint _frag_compressed
     cdef Py_ssize_t _frag_size
+    cdef Py_ssize_t _frag_count
     cdef list _frag_parts
     cdef list _frag_text
     cdef object _decoder

@@ -21,6 +21,11 @@ OP_PING = 0x9
 OP_PONG = 0xA
 
 _COMPILED = not __file__.endswith(".py")
+
+# A fragmented message may have at most max(MIN_FRAGMENTS, max_payload_length // FRAGMENT_COST) fragments,
+# so that a stream of tiny or empty fragments cannot go on forever (the size limit alone never ends it).
+MIN_FRAGMENTS = 4096
+FRAGMENT_COST = 64
 _utf8_incremental = codecs.getincrementaldecoder("utf-8")
 
 
@@ -88,8 +93,9 @@ class FrameReader:
     ``expect_masked`` is True on the server side (client frames must be masked)
     and False on the client side (server frames must not be). Messages larger
     than ``max_payload_length`` bytes (after reassembly and inflation) fail
-    with 1009. After a ``Close`` or a ``ProtocolError`` the reader ignores all
-    further input.
+    with 1009, as do messages of more than ``max(MIN_FRAGMENTS,
+    max_payload_length // FRAGMENT_COST)`` fragments. After a ``Close`` or a
+    ``ProtocolError`` the reader ignores all further input.
     """
 
     def __init__(self, expect_masked: bool, max_payload_length: int, inflater: Inflater | None = None) -> None:
@@ -101,6 +107,7 @@ class FrameReader:
         self._frag_opcode = 0
         self._frag_compressed = False
         self._frag_size = 0
+        self._frag_count = 0
         self._frag_parts: list[bytes] = []
         self._frag_text: list[str] = []
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -188,6 +195,8 @@ class FrameReader:
         if opcode == OP_CONTINUATION:
             if not self._frag_opcode:
                 return ProtocolError(1002, "Received unexpected continuation frame")
+            if self._frag_count >= MIN_FRAGMENTS and self._frag_count >= self.max_payload_length // FRAGMENT_COST:
+                return ProtocolError(1009, "Received too many fragments")
         elif opcode > OP_BINARY:
             return ProtocolError(1002, "Received unknown opcode")
         elif self._frag_opcode:
@@ -228,6 +237,7 @@ class FrameReader:
             text = self._frag_opcode == OP_TEXT
             self._frag_opcode = 0
             self._frag_size = 0
+            self._frag_count = 0
             if text:
                 if self._decoder is None:
                     try:
@@ -238,6 +248,7 @@ class FrameReader:
                 return self._finish_text(payload)
             return payload
         self._frag_size += len(payload)
+        self._frag_count += 1
         if self._frag_opcode == OP_TEXT:
             # Text never fills _frag_parts, so its last fragment took the path above: this is not it.
             if self._decoder is None:
@@ -261,6 +272,7 @@ class FrameReader:
         self._frag_parts = []
         self._frag_opcode = 0
         self._frag_size = 0
+        self._frag_count = 0
         return message
 
     def _finish_text(self, payload: bytes) -> Event:
