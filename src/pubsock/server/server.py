@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Union
 
+from ..http.asgi import ASGIApp, AsgiAdapter
 from ..http.connection import HttpConnection
 from ..http.request import Request
 from ..http.response import HeadersInput, Response, normalize_headers
@@ -36,7 +37,7 @@ IGNORED_UPGRADE_HEADERS = frozenset(
     {"upgrade", "connection", "sec-websocket-accept", "content-length", "transfer-encoding"}
 )
 IDLE_TICK = 4  # seconds: the granularity of idle timeouts and pings (Bun's timer wheel)
-STOP_GRACE = 5.0  # seconds close_active waits for Close handshakes before terminating
+STOP_GRACE = 5.0  # seconds close_active waits for Close handshakes before terminating (without close_timeout)
 
 
 def _tls_context(tls: TLSInput) -> _ssl.SSLContext | None:
@@ -61,6 +62,7 @@ class Server:
         fetch: FetchHandler | None = None,
         *,
         websocket: object = None,
+        asgi: ASGIApp | None = None,
         error: ErrorHandler | None = None,
         hostname: str = "127.0.0.1",
         port: int = 3000,
@@ -70,16 +72,21 @@ class Server:
         max_header_size: int = 16 * 1024,
         max_header_count: int = 100,
         request_timeout: float = 10.0,
+        close_timeout: float | None = None,
         logger: logging.Logger | str = "pubsock.server",
     ) -> None:
         if fetch is not None and not callable(fetch):
             raise TypeError(f"fetch must be callable, not {type(fetch).__name__}")
+        if asgi is not None and not callable(asgi):
+            raise TypeError(f"asgi must be an ASGI 3 app (callable), not {type(asgi).__name__}")
         if error is not None and not callable(error):
             raise TypeError(f"error must be callable, not {type(error).__name__}")
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
         self._fetch: FetchHandler = fetch if fetch is not None else _not_found
         self._config = WebSocketConfig(websocket) if websocket is not None else None
+        # the ASGI app answers what fetch leaves (returns None without upgrading), or everything without fetch
+        self._asgi = AsgiAdapter(asgi, self) if asgi is not None else None
         self._error = error
         self.hostname = hostname
         self.port = port
@@ -89,6 +96,9 @@ class Server:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.request_timeout = request_timeout
+        # seconds a peer has to finish the Close handshake (default 10), and the grace that
+        # stop(close_active=True) gives open websockets (default STOP_GRACE)
+        self.close_timeout = close_timeout
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
@@ -109,19 +119,31 @@ class Server:
     async def start(self) -> None:
         """Bind and start listening (``serve()`` calls this)."""
         self._loop = asyncio.get_running_loop()
-        self._tcp_server = await self._loop.create_server(
-            lambda: HttpConnection(self),
-            self.hostname,
-            self.port,
-            ssl=self.tls,
-            reuse_port=self.reuse_port or None,
-            backlog=1024,
-        )
+        if self._asgi is not None:
+            await self._asgi.startup()  # lifespan startup, before listening; raises if it fails
+        try:
+            self._tcp_server = await self._create_server()
+        except BaseException:
+            if self._asgi is not None:
+                await self._asgi.shutdown()
+            raise
         sockname = self._tcp_server.sockets[0].getsockname()
         self.port = sockname[1]
         if self._config is not None and self._config.idle_timeout:
             self._sweeper = self._loop.call_later(IDLE_TICK, self._sweep)
         self.logger.debug("listening on %s", self.url)
+
+    async def _create_server(self) -> asyncio.base_events.Server:
+        assert self._loop is not None
+        return await self._loop.create_server(
+            lambda: HttpConnection(self),
+            self.hostname,
+            self.port,
+            ssl=self.tls,
+            ssl_handshake_timeout=(self.request_timeout or None) if self.tls else None,
+            reuse_port=self.reuse_port or None,
+            backlog=1024,
+        )
 
     @property
     def url(self) -> str:
@@ -138,8 +160,9 @@ class Server:
         """Stop accepting connections; return once every websocket has closed.
 
         With ``close_active``, open websockets get a 1001 Close (after what was
-        queued for them) and those still connected after a grace period are
-        terminated. Idle HTTP connections are closed either way.
+        queued for them) and those still connected after a grace period
+        (``close_timeout``, default 5 s) are terminated. Idle HTTP connections
+        are closed either way.
         """
         self._stopping = True
         if self._tcp_server is not None:
@@ -151,7 +174,8 @@ class Server:
                 ws.close(1001, "Server stopping")
             if self._live:
                 try:
-                    await asyncio.wait_for(self._wait_closed(), STOP_GRACE)
+                    grace = STOP_GRACE if self.close_timeout is None else self.close_timeout
+                    await asyncio.wait_for(self._wait_closed(), grace)
                 except asyncio.TimeoutError:
                     for ws in list(self._live):
                         ws.terminate()
@@ -160,6 +184,8 @@ class Server:
             self._sweeper.cancel()
             self._sweeper = None
         self._hub.flush()
+        if self._asgi is not None:
+            await self._asgi.shutdown()  # running ASGI requests (grace, then cancelled), lifespan shutdown
 
     async def _wait_closed(self) -> None:
         while self._live or self._sockets:
@@ -179,6 +205,8 @@ class Server:
             self._config = config
             for ws in self._live:
                 ws._reconfigure(config)
+            if self._sweeper is None and config.idle_timeout and self._loop is not None and not self._stopping:
+                self._sweeper = self._loop.call_later(IDLE_TICK, self._sweep)
 
     # HTTP --------------------------------------------------------------------------------------
 
@@ -189,21 +217,28 @@ class Server:
         self._connections.discard(connection)
 
     def _dispatch(self, request: Request) -> Response | None | Awaitable[Response | None]:
-        """Call ``fetch``; exceptions become the ``error`` handler's answer or a 500."""
+        """Call ``fetch`` (then the ASGI app if it returns None); exceptions become the ``error`` handler's answer or a 500."""
+        if self._asgi is not None and self._fetch is _not_found:
+            return self._asgi.handle(request)
         try:
             result = self._fetch(request, self)
         except Exception as exc:  # noqa: BLE001 - user code
             return self._fetch_failed(request, exc)
         if isinstance(result, Awaitable):
             return self._await_fetch(request, result)
+        if result is None and self._asgi is not None and not request.answered:
+            return self._asgi.handle(request)
         return result
 
     async def _await_fetch(self, request: Request, pending: Awaitable[Response | None]) -> Response | None:
         try:
-            return await pending
+            result = await pending
         except Exception as exc:  # noqa: BLE001 - user code
             outcome = self._fetch_failed(request, exc)
             return await outcome if isinstance(outcome, Awaitable) else outcome
+        if result is None and self._asgi is not None and not request.answered:
+            return await self._asgi.handle(request)
+        return result
 
     def _fetch_failed(self, request: Request, exc: Exception) -> Response | Awaitable[Response]:
         if self._error is not None:

@@ -33,7 +33,7 @@ OPEN = 1
 CLOSING = 2  # the close handler ran; waiting for the peer's Close or the TCP close
 CLOSED = 3  # the TCP connection is gone
 
-CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's Close after ours
+CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's Close after ours (unless the server sets close_timeout)
 BARE_PING = b"\x89\x00"
 TIMED_OUT_REASON = "WebSocket timed out from inactivity"
 
@@ -309,7 +309,7 @@ class ServerWebSocket(asyncio.Protocol):
             return
         reason_bytes = close_codes.encode_reason(reason)
         self._outbox.push_control(build_frame(OP_CLOSE, code.to_bytes(2, "big") + reason_bytes))
-        self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._transport.abort)
+        self._arm_close_timer()
         self._closed(code, reason_bytes.decode("utf-8"))
 
     def terminate(self) -> None:
@@ -346,8 +346,15 @@ class ServerWebSocket(asyncio.Protocol):
         # Half-close and drop further input until the peer closes: closing with unread input (the
         # rest of an oversized frame) would reset the connection and could destroy the Close frame.
         transport.write_eof()
+        self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        """Drop the connection if the Close handshake has not finished in time."""
         if self._close_timer is None:
-            self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.abort)
+            timeout = self._server.close_timeout
+            self._close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_TIMEOUT if timeout is None else timeout, self._transport.abort
+            )
 
     def _over_limit(self) -> None:
         """A frame was dropped with ``close_on_backpressure_limit`` set: drop the connection."""
@@ -427,6 +434,7 @@ class ServerWebSocket(asyncio.Protocol):
             self._closed(code, reason)
         if self._state != CLOSED:
             self._transport.close()
+            self._arm_close_timer()  # a peer that stops reading would keep the echoed Close buffered
 
     def pause_writing(self) -> None:
         self._outbox.pause()
