@@ -74,6 +74,7 @@ class HttpConnection(asyncio.Protocol):
         self._upgraded = False
         self._timer: asyncio.TimerHandle | None = None
         self._write_ready: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None  # created on demand (the ASGI adapter's http.disconnect)
         # per-request parse state
         self._url = b""
         self._headers: list[tuple[str, str]] = []
@@ -101,6 +102,8 @@ class HttpConnection(asyncio.Protocol):
         self.server._connection_closed(self)
         if self._write_ready is not None and not self._write_ready.done():
             self._write_ready.set_exception(ConnectionResetError("the client closed the connection"))
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def pause_writing(self) -> None:
         self._write_ready = asyncio.get_running_loop().create_future()
@@ -370,6 +373,31 @@ class HttpConnection(asyncio.Protocol):
         request.keep_alive = False
         assert self.transport is not None
         self.transport.write(message)
+
+    # for the ASGI adapter ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed or closing (no more answers can be sent)."""
+        return self._closed
+
+    @property
+    def lost(self) -> asyncio.Future[None]:
+        """A future done once the connection is closed or closing (never done after an upgrade)."""
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+            if self._closed:
+                self._lost.set_result(None)
+        return self._lost
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark.
+
+        Raises:
+            ConnectionResetError: the connection was lost meanwhile.
+        """
+        if self._write_ready is not None:
+            await self._write_ready
 
     # helpers -----------------------------------------------------------------------------------
 
