@@ -9,7 +9,7 @@ import signal
 import ssl as _ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..http.asgi import ASGIApp, AsgiAdapter
 from ..http.connection import HttpConnection
@@ -25,6 +25,9 @@ from ..protocol.handshake import (
 from .handlers import WebSocketConfig
 from .topics import Hub, Outbox
 from .websocket import ServerWebSocket, _check_topic, _payload
+
+if TYPE_CHECKING:
+    from ..brokers import Broker, BrokerLink
 
 __all__ = ["Server", "serve", "run", "FetchHandler", "ErrorHandler"]
 
@@ -73,6 +76,10 @@ class Server:
         max_header_count: int = 100,
         request_timeout: float = 10.0,
         close_timeout: float | None = None,
+        # Scale-out (docs/scale-out.md)
+        broker: str | Broker | None = None,
+        on_broker_disconnect: Callable[[Server, BaseException | None], object] | None = None,
+        on_broker_reconnect: Callable[[Server], object] | None = None,
         logger: logging.Logger | str = "pubsock.server",
     ) -> None:
         if fetch is not None and not callable(fetch):
@@ -109,6 +116,17 @@ class Server:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._link: BrokerLink | None = None
+        if broker is not None:
+            from ..brokers import BrokerLink, resolve_broker
+
+            self._link = BrokerLink(
+                resolve_broker(broker),
+                self._deliver_remote,
+                self._hub.subscriber_count,
+                on_disconnect=None if on_broker_disconnect is None else lambda exc: on_broker_disconnect(self, exc),
+                on_reconnect=None if on_broker_reconnect is None else lambda: on_broker_reconnect(self),
+            )
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -129,6 +147,8 @@ class Server:
             raise
         sockname = self._tcp_server.sockets[0].getsockname()
         self.port = sockname[1]
+        if self._link is not None:
+            await self._link.start()  # returns after the first attempt: a broker outage never stops the server
         if self._config is not None and self._config.idle_timeout:
             self._sweeper = self._loop.call_later(IDLE_TICK, self._sweep)
         self.logger.debug("listening on %s", self.url)
@@ -186,6 +206,8 @@ class Server:
         self._hub.flush()
         if self._asgi is not None:
             await self._asgi.shutdown()  # running ASGI requests (grace, then cancelled), lifespan shutdown
+        if self._link is not None:
+            await self._link.close()  # last: publishes made by close handlers still go out
 
     async def _wait_closed(self) -> None:
         while self._live or self._sockets:
@@ -351,30 +373,61 @@ class Server:
         opcode, payload = _payload(data, compress)
         _check_topic(topic)
         if self._config is None:
+            if self._link is not None:  # a node without websockets can still publish to the others
+                self._link.publish(topic, opcode, payload, compress)
             return 0
         return self._publish(topic, opcode, payload, compress, None)
 
     def subscriber_count(self, topic: str) -> int:
-        """Return how many sockets of this server are subscribed to ``topic`` (0 for '')."""
+        """Return how many sockets of this server are subscribed to ``topic`` (0 for '').
+
+        Local: with a broker, subscribers on other nodes are not counted.
+        """
         if type(topic) is not str:
             raise TypeError(f"topic must be a str, not {type(topic).__name__}")
         return self._hub.subscriber_count(topic)
 
     def _publish(self, topic: str, opcode: int, payload: bytes, compress: bool, sender: Outbox | None) -> int:
+        if self._link is not None:
+            self._link.publish(topic, opcode, payload, compress)
         frame = build_frame(opcode, payload)
         if compress and payload and self._config is not None and self._config.deflate is not None:
             return self._hub.publish_compressed(topic, frame, opcode, payload, sender)
         return self._hub.publish(topic, frame, len(payload), sender)
 
+    def _deliver_remote(self, topic: str, opcode: int, payload: bytes, compress: bool) -> None:
+        """A publish from another node (through the broker): every local subscriber gets it."""
+        if self._config is None:
+            return
+        frame = build_frame(opcode, payload)
+        if compress and payload and self._config.deflate is not None:
+            self._hub.publish_compressed(topic, frame, opcode, payload, None)
+        else:
+            self._hub.publish(topic, frame, len(payload), None)
+
+    @property
+    def broker_link(self) -> BrokerLink | None:
+        """The connection to the broker (state and counters); None without a broker."""
+        return self._link
+
     def _subscribe(self, outbox: Outbox, topic: str) -> bool:
-        return self._hub.subscribe(outbox, topic)
+        subscribed = self._hub.subscribe(outbox, topic)
+        if subscribed and self._link is not None:
+            self._link.want(topic)
+        return subscribed
 
     def _unsubscribe(self, outbox: Outbox, topic: str) -> bool:
-        return self._hub.unsubscribe(outbox, topic)
+        unsubscribed = self._hub.unsubscribe(outbox, topic)
+        if unsubscribed and self._link is not None:
+            self._link.left((topic,))
+        return unsubscribed
 
     def _socket_closed(self, ws: ServerWebSocket, outbox: Outbox) -> None:
         """``ws`` stopped being open: it leaves its topics and the open count."""
+        topics = list(outbox.topics) if self._link is not None and outbox.topics else None
         self._hub.unsubscribe_all(outbox)
+        if topics is not None and self._link is not None:
+            self._link.left(topics)
         self._sockets.pop(ws, None)
         self._stopped.set()
 
