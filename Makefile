@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-stamp
 SHARED := ../shared
 
-.PHONY: run echo venv build test test-unit test-pure test-autobahn test-full typecheck browser bench clean
+.PHONY: run echo venv build test test-unit test-pure test-autobahn test-full typecheck browser brokers bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,13 +31,17 @@ echo: build
 browser:
 	bash scripts/install-browser.sh
 
+# Redis and NATS servers for the scale-out tests (Debian packages; the tests start their own on free ports).
+brokers:
+	bash scripts/install-brokers.sh
+
 typecheck: venv
 	$(BIN)/mypy
 
-test-unit: build browser
+test-unit: build browser brokers
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -p no:cacheprovider
 
-test-pure: build browser
+test-pure: build browser brokers
 	PUBSOCK_NO_EXTENSIONS=1 $(BIN)/pytest -q -p no:cacheprovider
 
 test-autobahn: build
