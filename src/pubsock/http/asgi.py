@@ -289,12 +289,9 @@ class _HttpExchange:
         parts: list[bytes | bytearray | memoryview] = []
         if not self.head_sent:
             parts.append(self._head(None if more else len(body)))
-            self.head_sent = True
-            self.request.answered = True
         if body and self.send_body:
             if self.remaining is not None:
                 if len(body) > self.remaining:
-                    self.request.keep_alive = False
                     raise RuntimeError("the response body is longer than its Content-Length")
                 self.remaining -= len(body)
             if self.chunked:
@@ -310,6 +307,7 @@ class _HttpExchange:
             if self.adapter.server._stopping:
                 self.request.keep_alive = False
             self._settle()
+        self.head_sent = self.request.answered = True
         transport = self.connection.transport
         assert transport is not None
         transport.writelines(parts)
@@ -333,10 +331,10 @@ class _HttpExchange:
                 raise ValueError(f"http.response.start: invalid header {bytes(name)!r}")
             lowered = name.lower()
             if lowered == b"content-length":
-                try:
-                    content_length = int(value)
-                except ValueError:
-                    raise ValueError(f"http.response.start: invalid Content-Length {bytes(value)!r}") from None
+                if not value.strip().isdigit() or content_length not in (None, int(value)):
+                    raise ValueError(f"http.response.start: invalid Content-Length {bytes(value)!r}")
+                content_length = int(value)
+                continue  # written below, once
             elif lowered == b"transfer-encoding":
                 continue  # the server frames the body
             elif lowered == b"connection":
@@ -412,6 +410,7 @@ class _Lifespan:
         self.events: asyncio.Queue[Message] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.reply: asyncio.Future[Message] | None = None
+        self.phase = ""  # lifespan.startup, then lifespan.shutdown
         self.received = False  # the app called receive(): it speaks lifespan
         self.supported = False
 
@@ -420,8 +419,9 @@ class _Lifespan:
         return await self.events.get()
 
     async def _send(self, message: Message) -> None:
-        if self.reply is None or self.reply.done():
-            raise RuntimeError(f"unexpected ASGI lifespan message {message.get('type')!r}")
+        kind = message.get("type")
+        if self.reply is None or self.reply.done() or kind not in (f"{self.phase}.complete", f"{self.phase}.failed"):
+            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
         self.reply.set_result(message)
 
     async def _main(self, scope: Scope) -> None:
@@ -430,6 +430,7 @@ class _Lifespan:
     async def _call(self, event: str) -> Message | None:
         """Send ``event``; return the app's answer, or None if the app ended without one."""
         assert self.task is not None
+        self.phase = event
         self.reply = asyncio.get_running_loop().create_future()
         self.events.put_nowait({"type": event})
         await asyncio.wait((self.task, self.reply), return_when=asyncio.FIRST_COMPLETED)
@@ -451,8 +452,6 @@ class _Lifespan:
             if self.task.done() and not self.task.cancelled():
                 self.task.exception()  # retrieved: the message says what failed
             raise RuntimeError(f"ASGI lifespan startup failed: {reply.get('message', '')}")
-        if reply["type"] != "lifespan.startup.complete":
-            raise RuntimeError(f"unexpected ASGI lifespan message {reply['type']!r} during startup")
         self.supported = True
 
     async def shutdown(self) -> None:
