@@ -304,7 +304,6 @@ def test_negotiate_accepts(
         f'{PMD}; client_max_window_bits="10',
         f"{PMD}; {CNCT}; {CNCT}",
         f"{PMD}; client_max_window_bits; client_max_window_bits=10",
-        f"{PMD}; {SNCT}; server_max_window_bits=10",
         f"{PMD}; {SNCT}=1",
         f'{PMD}; {CNCT}="x"',
         f"{PMD}; mux",
@@ -322,6 +321,18 @@ def test_negotiate_declines(opts: DeflateOptions, offer: str) -> None:
 def test_negotiate_shared_declines_lower_server_window(bits: int) -> None:
     assert negotiate_server(SHARED, f"{PMD}; server_max_window_bits={bits}") is None
     assert negotiate_server(DEDICATED, f"{PMD}; server_max_window_bits={bits}") is not None
+
+
+def test_negotiate_accepts_no_context_takeover_with_a_window() -> None:
+    """pubsock, unlike Bun: RFC 7692 allows the pair (Autobahn 13.5/13.6 offer it)."""
+    offer = f"{PMD}; {CNCT}; client_max_window_bits; {SNCT}; server_max_window_bits=9"
+    reply = f"{PMD}; {SNCT}; {CNCT}; server_max_window_bits=9"
+    assert negotiate_server(DEDICATED, offer) == (reply, DeflateParams(True, True, 9, 15))
+    assert negotiate_server(SMALL, offer) == (
+        f"{reply}; client_max_window_bits=12",
+        DeflateParams(True, True, 9, 12),
+    )
+    assert negotiate_server(SHARED, offer) is None  # the shared compressor has a 15-bit window
 
 
 def test_negotiate_takes_first_acceptable_offer() -> None:

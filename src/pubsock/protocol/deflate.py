@@ -297,9 +297,9 @@ def _answer(options: DeflateOptions, params: Params | None) -> tuple[str, Deflat
     if server_bits is None or server_bits == "8":
         return None  # needs a value; zlib cannot raw-deflate with 8 bits
     offered_server_bits = "server_max_window_bits" in params
+    # pubsock: Bun declines server_no_context_takeover together with server_max_window_bits;
+    # RFC 7692 allows the pair, and Autobahn's cases 13.5 and 13.6 offer it, so it is accepted.
     server_nct = "server_no_context_takeover" in params
-    if server_nct and offered_server_bits:
-        return None
     reply = [EXTENSION]
     compressor = options.compressor
     if compressor.dedicated:
