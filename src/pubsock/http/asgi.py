@@ -52,7 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SPEC = {"version": "3.0", "spec_version": "2.4"}
-SHUTDOWN_GRACE = 5.0  # seconds stop() lets running ASGI requests finish before cancelling them
+SHUTDOWN_GRACE = 5.0  # seconds stop() lets running ASGI requests finish before cancelling them (or close_timeout)
 NATIVE_WEBSOCKET = (
     "pubsock does not run ASGI WebSocket sessions: upgrade with pubsock.asgi.upgrade(scope) "
     "and serve the socket with the websocket= handlers"
@@ -127,9 +127,10 @@ class AsgiAdapter:
         await self._lifespan.startup()
 
     async def shutdown(self) -> None:
-        """Let running requests finish (cancel them after a grace period), then run lifespan shutdown."""
+        """Let running requests finish (cancelled after ``close_timeout``, default 5 s), then run lifespan shutdown."""
         if self._running:
-            _, pending = await asyncio.wait(list(self._running), timeout=SHUTDOWN_GRACE)
+            grace = SHUTDOWN_GRACE if self.server.close_timeout is None else self.server.close_timeout
+            _, pending = await asyncio.wait(list(self._running), timeout=grace)
             for task in pending:
                 exchange = self._running.get(task)
                 if exchange is not None:
