@@ -276,8 +276,9 @@ class BrokerLink:
     def _connection_lost(self, error: BaseException | None) -> None:
         self._lost = True
         self._lost_error = error
-        self.connected = False
         self._wake.set()
+        if self._state == _UP and not self._closing:
+            self._went_down(error)  # the outage starts now: publishes from here on count against it
 
     async def _pump(self) -> BaseException | None:
         """Carry subscriptions and publishes to the broker until the connection breaks or we close."""
