@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -632,3 +633,27 @@ async def test_stop_cancels_an_endless_stream_after_close_timeout() -> None:
             while True:
                 await client.read_chunk()
     assert events[-1] == ("lifespan.shutdown", False)
+
+
+async def test_client_leaving_during_a_large_body_logs_nothing() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * (16 << 20)})  # one message: not drained
+
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reports.append(context))
+    try:
+        async with serving(app) as server:
+            async with raw(server, rcvbuf=4096) as client:
+                client.write(request("GET", "/"))
+                await client.read_head()
+                client.writer.transport.abort()  # reset, with most of the body unsent
+            await asyncio.sleep(0.2)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reports == []

@@ -102,6 +102,7 @@ class HttpConnection(asyncio.Protocol):
         self.server._connection_closed(self)
         if self._write_ready is not None and not self._write_ready.done():
             self._write_ready.set_exception(ConnectionResetError("the client closed the connection"))
+            self._write_ready.exception()  # a writer that was not waiting must not log "never retrieved"
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
