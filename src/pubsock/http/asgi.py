@@ -114,7 +114,12 @@ class AsgiAdapter:
 
     def handle(self, request: Request) -> Awaitable[Response | None]:
         """Run the app for ``request``; the awaitable gives a Response to send, or None once answered."""
-        websocket = request.method == "GET" and check_upgrade_request(request.headers.multi_items()) is not UpgradeCheck.NOT_WEBSOCKET
+        headers = request.headers
+        websocket = (
+            request.method == "GET"
+            and "upgrade" in headers
+            and check_upgrade_request(headers.multi_items()) is not UpgradeCheck.NOT_WEBSOCKET
+        )
         return (_WebSocketExchange if websocket else _HttpExchange)(self, request).run()
 
     async def startup(self) -> None:
