@@ -291,3 +291,36 @@ async def test_websockets_server_closing_on_exception() -> None:
             await ws.recv()
         assert info.value.code == 1011
 
+
+
+async def test_sending_while_closing() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(switch(await read_request(reader)))
+        await reader.read()  # never answers the Close
+
+    async with raw_server(handler) as url:
+        ws = await connect(url, close_timeout=0.2)
+        assert "ready_state=1" in repr(ws)
+        closing = asyncio.create_task(ws.close())
+        await asyncio.sleep(0.01)
+        assert ws.ready_state == 2 and ws.close_code is None
+        with pytest.raises(ConnectionClosedOK) as info:
+            await ws.send("while closing")
+        assert (info.value.code, info.value.was_clean) == (1000, False)
+        with pytest.raises(ConnectionClosedOK):
+            await ws.ping()
+        await closing
+        assert ws.close_code == 1006
+        with pytest.raises(TypeError):
+            await ws.close(1000, 1000)  # type: ignore[arg-type]
+
+
+async def test_unsolicited_pong_is_ignored(echo_url: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(switch(await read_request(reader)) + frame(0xA, b"unsolicited") + frame(OP_TEXT, b"after"))
+        await reader.read()
+
+    async with raw_server(handler) as url, connect(url, close_timeout=0.1) as ws:
+        waiter = await ws.ping(b"mine")
+        assert await ws.recv() == "after"
+        assert not waiter.done()

@@ -195,3 +195,21 @@ async def test_switch_helper_is_valid() -> None:
 
     async with raw_server(handler) as url, connect(url, close_timeout=0.1) as ws:
         assert ws.ready_state == 1
+
+
+async def test_body_in_later_packets() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 10\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"slow ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"down!")
+        await reader.read()
+
+    async with raw_server(handler) as url:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(url)
+    assert (info.value.status, info.value.body) == (429, b"slow down!")

@@ -71,6 +71,7 @@ def test_credentials() -> None:
         ("ws://[::1/", "IPv6"),
         ("ws://[zz::1]/", "IPv6"),
         ("ws://exa mple.com/", "host"),
+        ("ws://" + "é" * 70 + ".com/", "host"),
         ("ws://exa<mple.com/", "host"),
         ("ws://example.com/\r\nX: y", "control"),
         ("ws://example.com/\x00", "control"),
