@@ -48,7 +48,7 @@ test-autobahn: build
 	$(PY) scripts/autobahn.py server
 	$(PY) scripts/autobahn.py client
 
-test: typecheck test-unit test-pure test-autobahn
+test: typecheck test-unit test-pure fuzz-smoke test-autobahn
 
 # Slow suites: Autobahn with compression (groups 12 and 13) for server and client.
 test-full: build
@@ -61,3 +61,17 @@ bench: build
 
 clean:
 	rm -rf build src/pubsock/*/_*_c.c src/pubsock/*/_*_c.py src/pubsock/*/*.so
+
+# Fuzzing (atheris, fuzz/): the frame reader, the HTTP connection and handshake, the inflater.
+# Crashers land in fuzz/crashers/ and replay in tests/fuzz_regressions. `fuzz`: 10 minutes each.
+FUZZ_HARNESSES := frames http inflate
+.PHONY: fuzz fuzz-smoke
+fuzz: build
+	for h in $(FUZZ_HARNESSES); do $(PY) fuzz/fuzz_$$h.py -max_total_time=600 -print_final_stats=1 || exit 1; done
+
+fuzz-smoke: build
+	mkdir -p build
+	for h in $(FUZZ_HARNESSES); do \
+	  if $(PY) fuzz/fuzz_$$h.py -max_total_time=15 -print_final_stats=1 >build/fuzz-$$h.log 2>&1; \
+	  then grep -e '^Done' -e '^stat::' build/fuzz-$$h.log; else tail -n 60 build/fuzz-$$h.log; exit 1; fi; \
+	done
