@@ -544,9 +544,9 @@ class Decompressor:
             except zlib.error as exc:
                 self._inflater = None
                 raise InvalidDeflateData(f"invalid compressed data: {exc}") from exc
-            if len(output) > limit:
-                self._inflater = None
-                raise PayloadTooBig(f"message inflates beyond {limit} bytes")
+        if len(output) > limit:  # also after a final block: a negative limit always fails
+            self._inflater = None
+            raise PayloadTooBig(f"message inflates beyond {limit} bytes")
         if fin and (self._reset or inflater.eof):
             self._inflater = None
         return output
