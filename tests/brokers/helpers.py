@@ -44,6 +44,7 @@ class Client:
         self.ws = ws
         self.name = name
         self.messages: list[str | bytes] = []
+        self.arrivals: list[float] = []  # loop.time() of each message
         self.close_code: int | None = None
         self.closed = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -55,8 +56,10 @@ class Client:
 
     async def _read(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             async for message in self.ws:
                 self.messages.append(message)
+                self.arrivals.append(loop.time())
         except ConnectionClosed:
             pass
         finally:
@@ -119,11 +122,13 @@ class Node:
     def __init__(self, **options: Any) -> None:
         self.idle_timeout = 0
         self.closes: list[tuple[str, int]] = []
+        self.sockets: dict[str, pubsock.ServerWebSocket] = {}
         self.on_close: Callable[[pubsock.ServerWebSocket], None] | None = None
         for name, value in options.items():
             setattr(self, name, value)
 
     def open(self, ws: pubsock.ServerWebSocket) -> None:
+        self.sockets[ws.data["name"]] = ws
         for topic in ws.data["sub"]:
             ws.subscribe(topic)
 

@@ -109,6 +109,8 @@ class NatsBroker(Broker):
             servers=self.servers,
             name=self.name,
             allow_reconnect=False,  # the link reconnects, resubscribes and reports the outage itself
+            max_reconnect_attempts=1,  # nats-py's floor: two quick tries per server in the URL, then give up
+            reconnect_time_wait=0.02,
             connect_timeout=max(1, round(self.connect_timeout)),
             no_echo=True,
             ping_interval=10,
