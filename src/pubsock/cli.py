@@ -64,16 +64,6 @@ def _env(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
-def _env_int(name: str) -> int | None:
-    value = _env(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"{ENV_PREFIX}{name} must be an integer, got {value!r}") from None
-
-
 def _env_bool(name: str) -> bool:
     value = (_env(name) or "").lower()
     return value in ("1", "true", "yes", "on")
@@ -94,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(fetch, websocket, ...), or a factory returning one [PUBSOCK_APP]",
     )
     parser.add_argument("--host", "--hostname", dest="host", default=_env("HOST"), help="address to bind (default 127.0.0.1) [PUBSOCK_HOST]")
-    parser.add_argument("--port", type=int, default=_env_int("PORT"), help="port to bind (default 3000) [PUBSOCK_PORT]")
+    parser.add_argument("--port", type=int, default=_env("PORT"), help="port to bind (default 3000) [PUBSOCK_PORT]")
     parser.add_argument(
         "--workers",
         type=int,
-        default=_env_int("WORKERS") or 1,
+        default=_env("WORKERS") or "1",
         help="worker processes sharing the port (SO_REUSEPORT); more than 1 needs --broker [PUBSOCK_WORKERS]",
     )
     parser.add_argument(
@@ -133,10 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (and the PUBSOCK_* environment). Exits with status 2 on a usage error."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as exc:  # raised while computing defaults from the environment
-        parser.error(str(exc))
+    args = parser.parse_args(argv)  # string defaults from the environment go through ``type`` too
     if args.app is None:
         parser.error("the app is required: python -m pubsock module:attr (or PUBSOCK_APP)")
     if args.workers < 1:
