@@ -211,7 +211,8 @@ def test_workers_without_a_broker_are_refused(tmp_path: Path, capsys: pytest.Cap
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--workers", "2", "--broker", "local://", "--port", "0"], "needs a fixed --port"),
+        (["--workers", "2", "--broker", "redis://r", "--port", "0"], "needs a fixed --port"),
+        (["--workers", "2", "--broker", "local://", "--port", "3999"], "local:// lives in one process"),
         (["--broker", "kafka://k:9092"], "unknown broker URL scheme 'kafka'"),
         (["--broker", "redis://r?unsubscribe_delay=soon"], "is not a number"),
     ],

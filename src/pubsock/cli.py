@@ -501,6 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"--workers {args.workers} needs --broker (or PUBSOCK_BROKER): without a broker each worker "
                     "has its own topics, and a publish would silently reach only the subscribers in its own process"
                 )
+            broker = options["broker"]
+            if (isinstance(broker, str) and broker.lower().startswith("local:")) or type(broker).__name__ == "LocalBroker":
+                raise UsageError(f"--workers {args.workers} needs a broker between processes: local:// lives in one process")
             if not options.get("port"):
                 raise UsageError("--workers needs a fixed --port: with port 0 each worker would pick another one")
         try:

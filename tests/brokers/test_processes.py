@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,11 +101,12 @@ def post(port: int, room: str, text: str) -> None:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent to reap it does not count)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def join(port: int, name: str, room: str = "lobby") -> tuple[Client, int]:
@@ -230,3 +232,26 @@ def test_workers_share_a_port_restart_and_stop_gracefully(
 
     asyncio.run(scenario())
     assert "Traceback" not in supervisor.text(), supervisor.text()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(redis_server: BrokerServer, processes: list[Pubsock], tmp_path: Path) -> None:
+    supervisor = start(processes, tmp_path, "--workers", "2", "--port", str(free_port()), "--broker", redis_server.url)
+    supervisor.wait_for_log(r"2 workers ready")
+    pids = [int(pid) for pid in re.findall(r"worker \d started \(pid (\d+)\)", supervisor.text())]
+    supervisor.process.send_signal(signal.SIGKILL)
+    supervisor.process.wait(10)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, supervisor.text()
+        time.sleep(0.05)
+    assert supervisor.text().count("the supervisor is gone: stopping") == 2
+
+
+def test_workers_that_cannot_start_stop_the_supervisor(redis_server: BrokerServer, processes: list[Pubsock], tmp_path: Path) -> None:
+    with socket.socket() as taken:  # a plain listener (no SO_REUSEPORT) on the port: the workers cannot bind
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        supervisor = start(processes, tmp_path, "--workers", "2", "--port", str(port), "--broker", redis_server.url)
+        assert supervisor.process.wait(30) == 1
+    assert "a worker failed to start: stopping" in supervisor.text()

@@ -76,6 +76,7 @@ class NatsBroker(Broker):
         self._subs: dict[str, Subscription] = {}
         self._closing = False
         self._rejected_logged = False
+        self._slow_logged = False
 
     def subject(self, topic: str) -> str:
         """The NATS subject that carries ``topic``."""
@@ -88,9 +89,11 @@ class NatsBroker(Broker):
 
     async def connect(self, receive: Receive, lost: Lost) -> None:
         import nats
+        from nats.errors import SlowConsumerError
 
         await self.close()
         self._closing = False
+        self._slow_logged = False
         self._receive = receive
         reported = False
 
@@ -102,7 +105,11 @@ class NatsBroker(Broker):
                 lost(error or ConnectionResetError("the NATS connection closed"))
 
         async def error(exc: Exception) -> None:
-            logger.debug("NATS %s: %r", self.url, exc)
+            if isinstance(exc, SlowConsumerError) and not self._slow_logged:
+                self._slow_logged = True  # once per connection: the event loop was too busy to take messages
+                logger.warning("NATS %s: messages dropped for a slow consumer (this node's event loop is overloaded)", self.url)
+            else:
+                logger.debug("NATS %s: %r", self.url, exc)
 
         nc: Client | None = None
         nc = await nats.connect(
