@@ -12,7 +12,7 @@ NATS ``subject_prefix``. See ``docs/scale-out.md``.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._base import MAX_BACKOFF as MAX_BACKOFF, Broker as Broker
 from ._link import BrokerLink as BrokerLink
@@ -62,12 +62,13 @@ def broker_from_url(url: str) -> Broker:
     """
     if not isinstance(url, str):
         raise TypeError(f"broker URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url.split(",", 1)[0])
+    base, _, query = url.partition("?")  # the query applies to every server of a comma-separated list
+    parts = urlsplit(base.split(",", 1)[0])
     scheme = parts.scheme.lower()
     options: dict[str, Any] = {}
     own = set(_COMMON) | {"channel_prefix", "subject_prefix"}
     rest: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    for key, value in parse_qsl(query, keep_blank_values=True):
         if key not in own:
             rest.append((key, value))
         elif key in _COMMON:
@@ -77,8 +78,7 @@ def broker_from_url(url: str) -> Broker:
                 raise ValueError(f"broker URL option {key}={value!r} is not a number") from None
         else:
             options[key] = value
-    if "," not in url:
-        url = urlunsplit(parts._replace(query=urlencode(rest)))
+    url = f"{base}?{urlencode(rest)}" if rest else base
     if scheme in _REDIS_SCHEMES:
         if "subject_prefix" in options:
             raise ValueError("subject_prefix is a NATS option; Redis takes channel_prefix")
@@ -88,13 +88,15 @@ def broker_from_url(url: str) -> Broker:
     if scheme in _NATS_SCHEMES:
         if "channel_prefix" in options:
             raise ValueError("channel_prefix is a Redis option; NATS takes subject_prefix")
+        if rest:
+            raise ValueError(f"unknown NATS URL options {sorted(k for k, _ in rest)}")
         from ._nats import NatsBroker
 
         return NatsBroker(url, **options)
     if scheme == "local":
         options.pop("command_timeout", None)
-        if "channel_prefix" in options or "subject_prefix" in options:
-            raise ValueError("local:// brokers take no prefix")
+        if "channel_prefix" in options or "subject_prefix" in options or rest:
+            raise ValueError("local:// brokers take no prefix and no options but unsubscribe_delay, max_backoff, connect_timeout")
         return LocalBroker(name=parts.netloc, **options)
     raise ValueError(f"unknown broker URL scheme {scheme!r} in {url!r}: use redis://, rediss://, unix://, nats://, tls:// or local://")
 

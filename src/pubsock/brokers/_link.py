@@ -171,7 +171,7 @@ class BrokerLink:
         if len(data) < HEADER_SIZE or data[0] != VERSION or data.startswith(self.node_id, 2):
             return
         flags = data[1]
-        opcode = flags & 0x0F
+        opcode = flags & 0x7F  # bits 4-6 are reserved: an envelope that sets them is not ours to read
         if opcode not in OPCODES:
             return
         self.received += 1

@@ -69,6 +69,10 @@ class RedisBroker(Broker):
             protocol=2,
         )
         self._kwargs = kwargs
+        try:
+            self._connection_class(**kwargs)  # no I/O: check the URL's options now, not at every reconnection
+        except TypeError as exc:
+            raise ValueError(f"bad Redis URL option: {exc}") from None
         self.url = _redact(url)
         self.client_name = client_name
         self.command_timeout = command_timeout
