@@ -5,6 +5,20 @@ from __future__ import annotations
 import pubsock
 
 EXPECTED_PUBLIC_NAMES = [
+    "ClientConnection",
+    "CloseEvent",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "ErrorEvent",
+    "Event",
+    "HandshakeError",
+    "InvalidStateError",
+    "InvalidStatus",
+    "InvalidURL",
+    "MessageEvent",
+    "WebSocket",
+    "connect",
     "Headers",
     "QueryParams",
     "Request",
