@@ -20,7 +20,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from ..server.calls import start_coroutine
 from ._base import Broker
@@ -213,6 +213,13 @@ class BrokerLink:
         if topic in self._subscribed:
             self._to_unsubscribe[topic] = None
             self._wake.set()
+
+    @property
+    def state(self) -> Literal["starting", "up", "down"]:
+        """``"starting"`` until the first connection, then ``"up"`` or ``"down"`` (reconnecting, or closed)."""
+        if self.connected:
+            return "up"
+        return "starting" if self._state == _STARTING else "down"
 
     @property
     def topics(self) -> list[str]:

@@ -28,6 +28,8 @@ cdef class FrameReader:
     cdef list _frag_parts
     cdef list _frag_text
     cdef object _decoder
+    cdef public long long bytes_received
+    cdef public long long messages_received
 
     @cython.locals(events=list, buf=bytes, n=Py_ssize_t, pos=Py_ssize_t, b0=int, b1=int,
                    length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=bytes)

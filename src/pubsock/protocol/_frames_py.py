@@ -96,6 +96,9 @@ class FrameReader:
     with 1009, as do messages of more than ``max(MIN_FRAGMENTS,
     max_payload_length // FRAGMENT_COST)`` fragments. After a ``Close`` or a
     ``ProtocolError`` the reader ignores all further input.
+
+    ``bytes_received`` counts the bytes fed, ``messages_received`` the text and
+    binary messages completed (for the server's ``stats()``).
     """
 
     def __init__(self, expect_masked: bool, max_payload_length: int, inflater: Inflater | None = None) -> None:
@@ -111,6 +114,8 @@ class FrameReader:
         self._frag_parts: list[bytes] = []
         self._frag_text: list[str] = []
         self._decoder: codecs.IncrementalDecoder | None = None
+        self.bytes_received = 0
+        self.messages_received = 0
 
     @property
     def done(self) -> bool:
@@ -120,6 +125,7 @@ class FrameReader:
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return the events it completes, in order."""
         events: list[Event] = []
+        self.bytes_received += len(data)
         if self._done:
             return events
         buf = self._buffer + data if self._buffer else data
@@ -165,6 +171,8 @@ class FrameReader:
                 events.append(event)
                 if self._done:
                     return events
+                if not b0 & 0x08:  # not a control frame: a data frame's event is a complete message
+                    self.messages_received += 1
         self._buffer = bytes(buf[pos:]) if pos < n else b""
         return events
 

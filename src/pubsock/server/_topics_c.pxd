@@ -18,6 +18,7 @@ cdef class Outbox:
     cdef public dict topics
     cdef public object compressor
 
+    @cython.locals(hub=Hub)
     cpdef Py_ssize_t push(self, bytes frame, Py_ssize_t payload_length)
     cdef bint _must_drop(self)
     cpdef void queue(self, bytes data)
@@ -35,6 +36,9 @@ cdef class Hub:
     cdef public dict topics
     cdef public list dirty
     cdef public bint scheduled
+    cdef public long long messages_out
+    cdef public long long bytes_out
+    cdef public long long dropped
 
     @cython.locals(dirty=list, outbox=Outbox)
     cpdef void flush(self)
@@ -47,6 +51,6 @@ cdef class Hub:
     cpdef Py_ssize_t subscriber_count(self, str topic)
     cpdef Py_ssize_t publish(self, str topic, bytes frame, Py_ssize_t payload_length, Outbox sender)
     cpdef Py_ssize_t publish_compressed(self, str topic, bytes frame, int opcode, bytes payload, Outbox sender)
-    @cython.locals(subscribers=dict, recipients=Py_ssize_t, dropped=bint, backpressured=bint,
+    @cython.locals(subscribers=dict, recipients=Py_ssize_t, dropped=Py_ssize_t, compressed_bytes=Py_ssize_t, delivered=Py_ssize_t, backpressured=bint,
                    over_limit=list, big=bint, outbox=Outbox, shared=dict, plain=bytes)
     cdef Py_ssize_t _fan_out(self, str topic, bytes frame, Py_ssize_t payload_length, Outbox sender, int opcode, bytes payload)

@@ -53,11 +53,15 @@ class Outbox:
         """Queue one frame; return ``payload_length``, -1 (backpressure) or 0 (dropped or closed)."""
         if self.closed:
             return 0
+        hub = self.hub
         if self.limit and self.size + self.backlog > self.limit and self._must_drop():
+            hub.dropped += 1
             if self.close_on_limit:
                 self.owner._over_limit()
             return 0
         self._append(frame)
+        hub.messages_out += 1
+        hub.bytes_out += len(frame)
         if len(frame) >= BIG_MESSAGE:
             self.flush()
         if self.paused:
@@ -126,6 +130,11 @@ class Hub:
     """The topic registry of one server and the once-per-iteration flush of its outboxes.
 
     ``schedule`` is ``loop.call_soon`` (or an equivalent taking a callback).
+
+    Counters (the server's ``stats()``), kept here because the work is here:
+        messages_out: messages queued by ``push`` (sends) and by a publish (one per subscriber).
+        bytes_out: the size of those frames, headers included.
+        dropped: messages dropped over a socket's backpressure limit (a send, or one subscriber of a publish).
     """
 
     def __init__(self, schedule: Callable[[Callable[[], None]], object]) -> None:
@@ -133,6 +142,9 @@ class Hub:
         self.topics: dict[str, dict[Outbox, None]] = {}
         self.dirty: list[Outbox] = []
         self.scheduled = False
+        self.messages_out = 0
+        self.bytes_out = 0
+        self.dropped = 0
 
     def flush(self) -> None:
         """Write every outbox that has frames queued; runs once per loop iteration."""
@@ -202,7 +214,8 @@ class Hub:
         shared: dict[Any, bytes] | None = None
         plain = frame
         recipients = 0
-        dropped = False
+        dropped = 0
+        compressed_bytes = 0
         backpressured = False
         over_limit: list[Outbox] | None = None
         big = len(frame) >= BIG_MESSAGE
@@ -211,7 +224,7 @@ class Hub:
                 continue
             recipients += 1
             if outbox.limit and outbox.size + outbox.backlog > outbox.limit and outbox._must_drop():
-                dropped = True
+                dropped += 1
                 if outbox.close_on_limit:
                     if over_limit is None:
                         over_limit = []
@@ -228,14 +241,21 @@ class Hub:
                     if frame is None:
                         frame = shared[key] = build_frame(opcode, compress_shared(key, payload), True, True)
                 big = len(frame) >= BIG_MESSAGE
+                compressed_bytes += len(frame)
             elif payload is not None:
                 frame = plain
                 big = len(frame) >= BIG_MESSAGE
+                compressed_bytes += len(frame)
             outbox._append(frame)
             if big:
                 outbox.flush()
             if outbox.paused:
                 backpressured = True
+        delivered = recipients - dropped
+        self.messages_out += delivered
+        self.dropped += dropped
+        # every frame is ``plain`` unless compressing, where each frame was counted as it was chosen
+        self.bytes_out += compressed_bytes if payload is not None else delivered * len(plain)
         if over_limit is not None:
             for outbox in over_limit:
                 outbox.owner._over_limit()

@@ -23,6 +23,7 @@ from ..protocol.handshake import (
     check_upgrade_request,
 )
 from .handlers import WebSocketConfig
+from .stats import METRICS_CONTENT_TYPE, ServerStats, prometheus_text
 from .topics import Hub, Outbox
 from .websocket import ServerWebSocket, _check_topic, _payload
 
@@ -76,6 +77,8 @@ class Server:
         max_header_count: int = 100,
         request_timeout: float = 10.0,
         close_timeout: float | None = None,
+        # Observability (docs/observability.md)
+        metrics_path: str | None = None,
         # Scale-out (docs/scale-out.md)
         broker: str | Broker | None = None,
         on_broker_disconnect: Callable[[Server, BaseException | None], object] | None = None,
@@ -90,6 +93,8 @@ class Server:
             raise TypeError(f"error must be callable, not {type(error).__name__}")
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        if metrics_path is not None and (not isinstance(metrics_path, str) or not metrics_path.startswith("/")):
+            raise ValueError(f"metrics_path must be None or a path starting with '/', got {metrics_path!r}")
         self._fetch: FetchHandler = fetch if fetch is not None else _not_found
         self._config = WebSocketConfig(websocket) if websocket is not None else None
         # the ASGI app answers what fetch leaves (returns None without upgrading), or everything without fetch
@@ -106,6 +111,8 @@ class Server:
         # seconds a peer has to finish the Close handshake (default 10), and the grace that
         # stop(close_active=True) gives open websockets (default STOP_GRACE)
         self.close_timeout = close_timeout
+        # the server answers GET/HEAD on this path itself, before fetch, with prometheus_text(stats())
+        self.metrics_path = metrics_path
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
@@ -117,6 +124,15 @@ class Server:
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
         self._link: BrokerLink | None = None
+        # stats() counters kept here; the hot ones live in the Hub and in each socket's FrameReader
+        self._opened = 0
+        self._publishes = 0
+        self._closed_backpressure = 0
+        self._closed_idle_timeout = 0
+        self._closed_too_big = 0
+        self._closed_protocol_error = 0
+        self._gone_messages_in = 0  # the FrameReader counts of sockets whose connection is gone
+        self._gone_bytes_in = 0
         if broker is not None:
             from ..brokers import BrokerLink, resolve_broker
 
@@ -175,6 +191,43 @@ class Server:
     def pending_websockets(self) -> int:
         """The number of open websockets (Bun's name)."""
         return len(self._sockets)
+
+    def stats(self) -> ServerStats:
+        """Return the server's counters and gauges as a new plain dict (keys in ``ServerStats``).
+
+        Counters count from the server's creation; the call costs O(open sockets + topics).
+        Without a broker, ``broker`` is ``"absent"`` and the broker counters are 0.
+        """
+        messages_in = self._gone_messages_in
+        bytes_in = self._gone_bytes_in
+        for ws in self._live:
+            reader = ws._reader
+            messages_in += reader.messages_received
+            bytes_in += reader.bytes_received
+        hub = self._hub
+        link = self._link
+        return {
+            "websockets_open": len(self._sockets),
+            "websockets_opened": self._opened,
+            "topics": len(hub.topics),
+            "subscriptions": sum(map(len, hub.topics.values())),
+            "messages_in": messages_in,
+            "bytes_in": bytes_in,
+            "messages_out": hub.messages_out,
+            "bytes_out": hub.bytes_out,
+            "publishes": self._publishes,
+            "dropped": hub.dropped,
+            "closed_backpressure": self._closed_backpressure,
+            "closed_idle_timeout": self._closed_idle_timeout,
+            "closed_too_big": self._closed_too_big,
+            "closed_protocol_error": self._closed_protocol_error,
+            "broker": "absent" if link is None else link.state,
+            "broker_published": 0 if link is None else link.published,
+            "broker_received": 0 if link is None else link.received,
+            "broker_failed_publishes": 0 if link is None else link.failed_publishes,
+            "broker_outages": 0 if link is None else link.outages,
+            "broker_reconnects": 0 if link is None else link.reconnects,
+        }
 
     async def stop(self, close_active: bool = False) -> None:
         """Stop accepting connections; return once every websocket has closed.
@@ -240,6 +293,8 @@ class Server:
 
     def _dispatch(self, request: Request) -> Response | None | Awaitable[Response | None]:
         """Call ``fetch`` (then the ASGI app if it returns None); exceptions become the ``error`` handler's answer or a 500."""
+        if self.metrics_path is not None and request.target.partition("?")[0] == self.metrics_path:
+            return self._metrics(request)
         if self._asgi is not None and self._fetch is _not_found:
             return self._asgi.handle(request)
         try:
@@ -251,6 +306,12 @@ class Server:
         if result is None and self._asgi is not None and not request.answered:
             return self._asgi.handle(request)
         return result
+
+    def _metrics(self, request: Request) -> Response:
+        """Answer ``metrics_path``: the Prometheus text exposition of ``stats()``."""
+        if request.method not in ("GET", "HEAD"):
+            return Response("Method Not Allowed", status=405, headers={"Allow": "GET, HEAD"})
+        return Response(prometheus_text(self.stats()), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def _await_fetch(self, request: Request, pending: Awaitable[Response | None]) -> Response | None:
         try:
@@ -343,6 +404,7 @@ class Server:
         transport.set_protocol(ws)
         self._sockets[ws] = None
         self._live[ws] = None
+        self._opened += 1
         ws._start(head, tail)
         return True
 
@@ -374,6 +436,7 @@ class Server:
         _check_topic(topic)
         if self._config is None:
             if self._link is not None:  # a node without websockets can still publish to the others
+                self._publishes += 1
                 self._link.publish(topic, opcode, payload, compress)
             return 0
         return self._publish(topic, opcode, payload, compress, None)
@@ -388,6 +451,7 @@ class Server:
         return self._hub.subscriber_count(topic)
 
     def _publish(self, topic: str, opcode: int, payload: bytes, compress: bool, sender: Outbox | None) -> int:
+        self._publishes += 1
         if self._link is not None:
             self._link.publish(topic, opcode, payload, compress)
         frame = build_frame(opcode, payload)
@@ -433,6 +497,10 @@ class Server:
 
     def _socket_gone(self, ws: ServerWebSocket) -> None:
         """``ws``'s TCP connection closed."""
+        if ws in self._live:
+            reader = ws._reader  # its counts join the totals of the sockets gone
+            self._gone_messages_in += reader.messages_received
+            self._gone_bytes_in += reader.bytes_received
         self._live.pop(ws, None)
         self._stopped.set()
 

@@ -1,0 +1,102 @@
+"""``Server.stats()``: the server's counters as a dict, and their Prometheus text exposition.
+
+The counters cost nothing on the hot path: bytes and messages in are counted by
+each socket's compiled ``FrameReader`` (summed over open sockets when asked,
+folded into the server's totals when a socket goes), messages and bytes out and
+drops by the compiled ``Hub`` where the frames are queued, the rest (publishes,
+opens, closes by cause) where Python code already runs once per event.
+Gauges (open sockets, topics, subscriptions) are derived when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypedDict
+
+__all__ = ["BrokerState", "ServerStats", "METRICS", "METRICS_CONTENT_TYPE", "prometheus_text"]
+
+BrokerState = Literal["absent", "starting", "up", "down"]
+
+
+class ServerStats(TypedDict):
+    """What ``Server.stats()`` returns: a plain dict with these keys, always all of them.
+
+    Counters count from the server's creation and never go down; gauges are
+    the values at the time of the call.
+    """
+
+    websockets_open: int  # gauge: open websockets (``pending_websockets``)
+    websockets_opened: int  # upgrades completed
+    topics: int  # gauge: topics with at least one subscriber
+    subscriptions: int  # gauge: (socket, topic) pairs, the sum of every topic's subscriber count
+    messages_in: int  # text and binary messages received (after reassembly)
+    bytes_in: int  # WebSocket bytes received after the handshake (frame headers included)
+    messages_out: int  # messages queued for sockets: one per send, one per subscriber a publish reached
+    bytes_out: int  # the size of those frames, headers included (not control frames or the 101 answer)
+    publishes: int  # server.publish and ws.publish calls (not those received from other nodes)
+    dropped: int  # messages dropped over backpressure_limit: one per send, one per subscriber of a publish
+    closed_backpressure: int  # sockets closed by close_on_backpressure_limit
+    closed_idle_timeout: int  # sockets closed by idle_timeout (no traffic, or no pong after the ping)
+    closed_too_big: int  # sockets failed with 1009 (over max_payload_length)
+    closed_protocol_error: int  # sockets failed with another code (1002, 1007)
+    broker: BrokerState  # "absent" without a broker
+    broker_published: int  # envelopes handed to the broker
+    broker_received: int  # envelopes from other nodes delivered locally
+    broker_failed_publishes: int  # publishes that did not reach the broker
+    broker_outages: int
+    broker_reconnects: int
+
+
+# key -> (metric name, type, help); every counter's name ends in _total (Prometheus' naming rules)
+METRICS: Final[dict[str, tuple[str, str, str]]] = {
+    "websockets_open": ("pubsock_websockets_open", "gauge", "Open WebSocket connections."),
+    "websockets_opened": ("pubsock_websockets_opened_total", "counter", "WebSocket upgrades completed."),
+    "topics": ("pubsock_topics", "gauge", "Topics with at least one subscriber."),
+    "subscriptions": ("pubsock_subscriptions", "gauge", "Topic subscriptions of open WebSockets."),
+    "messages_in": ("pubsock_messages_received_total", "counter", "WebSocket messages received."),
+    "bytes_in": ("pubsock_received_bytes_total", "counter", "WebSocket bytes received after the handshake."),
+    "messages_out": ("pubsock_messages_sent_total", "counter", "WebSocket messages queued for sending (sends and publish deliveries)."),
+    "bytes_out": ("pubsock_sent_bytes_total", "counter", "Bytes of the WebSocket messages queued for sending."),
+    "publishes": ("pubsock_publishes_total", "counter", "Publishes made on this server."),
+    "dropped": ("pubsock_dropped_messages_total", "counter", "Messages dropped over a socket's backpressure limit."),
+    "closed_backpressure": ("pubsock_websockets_closed_total", "counter", "WebSockets closed by the server, by cause."),
+    "closed_idle_timeout": ("pubsock_websockets_closed_total", "counter", ""),
+    "closed_too_big": ("pubsock_websockets_closed_total", "counter", ""),
+    "closed_protocol_error": ("pubsock_websockets_closed_total", "counter", ""),
+    "broker": ("pubsock_broker_state", "gauge", "The broker link's state (1 for the current one)."),
+    "broker_published": ("pubsock_broker_published_total", "counter", "Publishes handed to the broker."),
+    "broker_received": ("pubsock_broker_received_total", "counter", "Publishes from other nodes delivered locally."),
+    "broker_failed_publishes": ("pubsock_broker_failed_publishes_total", "counter", "Publishes that did not reach the broker."),
+    "broker_outages": ("pubsock_broker_outages_total", "counter", "Times the broker link went down."),
+    "broker_reconnects": ("pubsock_broker_reconnects_total", "counter", "Times the broker link came back."),
+}
+
+CLOSE_CAUSES: Final = {
+    "closed_backpressure": "backpressure",
+    "closed_idle_timeout": "idle_timeout",
+    "closed_too_big": "too_big",
+    "closed_protocol_error": "protocol_error",
+}
+BROKER_STATES: Final[tuple[BrokerState, ...]] = ("absent", "starting", "up", "down")
+
+METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""The content type of the Prometheus text exposition format."""
+
+
+def prometheus_text(stats: ServerStats) -> str:
+    """Render ``stats`` in the Prometheus text exposition format (version 0.0.4)."""
+    lines: list[str] = []
+    described: set[str] = set()
+    for key, (name, kind, text) in METRICS.items():
+        if name not in described:
+            described.add(name)
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+        value = stats[key]  # type: ignore[literal-required]
+        if key == "broker":
+            for state in BROKER_STATES:
+                lines.append(f'{name}{{state="{state}"}} {int(value == state)}')
+        elif key in CLOSE_CAUSES:
+            lines.append(f'{name}{{cause="{CLOSE_CAUSES[key]}"}} {value}')
+        else:
+            lines.append(f"{name} {value}")
+    return "\n".join(lines) + "\n"
