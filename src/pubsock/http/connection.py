@@ -372,6 +372,9 @@ class HttpConnection(asyncio.Protocol):
             return
         request.answered = True
         request.keep_alive = False
+        if request.method == "HEAD":  # the head only: an answer to HEAD has no body
+            head, end, _ = message.partition(b"\r\n\r\n")
+            message = head + end
         assert self.transport is not None
         self.transport.write(message)
 
