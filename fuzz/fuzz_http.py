@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -34,6 +35,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Input, chunks, instrumented, main  # noqa: E402
+
+if __name__ == "__main__":
+    # fuzz the pure-Python frame reader and outbox, which are instrumented: the fuzzer then sees
+    # the websocket's paths too (the compiled ones replay the crashers in the regression tests)
+    os.environ.setdefault("PUBSOCK_NO_EXTENSIONS", "1")
 
 with instrumented(__name__ == "__main__"):
     from pubsock.http.connection import HttpConnection

@@ -109,6 +109,18 @@ def _http_seeds() -> list[bytes]:
         b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 10 + b"\r\n",
         b"GET /" + b"a" * 300 + b" HTTP/1.1\r\n\r\n",
         b"BREW / HTTP/1.1\r\n\r\n",
+        upgrade.replace(b"GET", b"HEAD").replace(b"Version: 13", b"Version: 12"),
+        b"HEAD /stream HTTP/1.1\r\n\r\nHEAD /async HTTP/1.1\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\nGET /y HTTP/1.1\r\n\r\n",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nxyz",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        b"PUT /async HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b"z" * 100,
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        upgrade
+        + frames.build_frame(frames.OP_TEXT, b"x" * 70, mask=MASK)
+        + frames.build_frame(frames.OP_BINARY, b"ab", fin=False, mask=MASK)
+        + frames.build_frame(frames.OP_PING, b"", mask=MASK)
+        + frames.build_frame(frames.OP_CONTINUATION, b"cd", mask=MASK),
     ]
     seeds = []
     for i, request in enumerate(requests):
