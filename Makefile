@@ -48,7 +48,7 @@ test-autobahn: build
 	$(PY) scripts/autobahn.py server
 	$(PY) scripts/autobahn.py client
 
-test: typecheck test-unit test-pure fuzz-smoke test-autobahn
+test: typecheck test-unit test-pure fuzz-smoke test-autobahn docs
 
 # Slow suites: Autobahn with compression (groups 12 and 13) for server and client.
 test-full: build
@@ -75,3 +75,14 @@ fuzz-smoke: build
 	  if $(PY) fuzz/fuzz_$$h.py -max_total_time=15 -print_final_stats=1 >build/fuzz-$$h.log 2>&1; \
 	  then grep -e '^Done' -e '^stat::' build/fuzz-$$h.log; else tail -n 60 build/fuzz-$$h.log; exit 1; fi; \
 	done
+
+# The documentation site (mkdocs.yml, docs/): built with --strict, so a warning (a broken link, a missing
+# snippet, a docstring mkdocstrings cannot read) fails it. tests/docs runs every code sample.
+DOCS_STAMP := $(VENV)/.docs-stamp
+.PHONY: docs
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d build/site

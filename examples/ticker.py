@@ -112,24 +112,32 @@ class Subscriber:
         return all(b == a + 1 for a, b in zip(self.seqs, self.seqs[1:]))
 
 
-async def subscribe(url: str, ticks: int, seconds: float, subscriber: Subscriber) -> None:
-    """Connect and read ``ticks`` ticks (or until ``seconds`` pass), recording their sequence numbers."""
+async def subscribe(url: str, ticks: int, seconds: float, subscriber: Subscriber, connecting: asyncio.Semaphore) -> None:
+    """Connect, then read ``ticks`` ticks (or until ``seconds`` pass), recording their sequence numbers."""
+    try:
+        async with connecting:  # a bounded number of handshakes at a time: a SYN flood helps nobody
+            ws = await pubsock.connect(url, per_message_deflate=False)
+    except (OSError, TimeoutError, pubsock.HandshakeError) as exc:
+        subscriber.error = f"connect: {type(exc).__name__}: {exc}"
+        return
     try:
         async with asyncio.timeout(seconds):
-            async with pubsock.connect(url, per_message_deflate=False) as ws:
-                while len(subscriber.seqs) < ticks:
-                    subscriber.seqs.append(json.loads(await ws.recv())["seq"])
+            while len(subscriber.seqs) < ticks:
+                subscriber.seqs.append(json.loads(await ws.recv())["seq"])
     except TimeoutError:
         if not subscriber.seqs:
             subscriber.error = "no tick"
-    except (OSError, pubsock.ConnectionClosed, pubsock.HandshakeError) as exc:
+    except pubsock.ConnectionClosed as exc:
         subscriber.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        await ws.close()
 
 
-async def swarm(url: str, clients: int, ticks: int, seconds: float) -> list[Subscriber]:
-    """Open ``clients`` connections at once; each reads ``ticks`` ticks within ``seconds``."""
+async def swarm(url: str, clients: int, ticks: int, seconds: float, concurrency: int = 200) -> list[Subscriber]:
+    """Open ``clients`` connections (``concurrency`` handshakes at a time); each reads ``ticks`` ticks within ``seconds``."""
     subscribers = [Subscriber() for _ in range(clients)]
-    await asyncio.gather(*(subscribe(url, ticks, seconds, s) for s in subscribers))
+    connecting = asyncio.Semaphore(concurrency)
+    await asyncio.gather(*(subscribe(url, ticks, seconds, s, connecting) for s in subscribers))
     return subscribers
 
 
@@ -162,7 +170,7 @@ def main() -> None:
     crowd = sub.add_parser("swarm", help="connect many clients to a running ticker and check what they get")
     crowd.add_argument("--url", default="ws://127.0.0.1:3000/ws")
     crowd.add_argument("--clients", type=int, default=1000)
-    crowd.add_argument("--seconds", type=float, default=10, help="how long each client listens (default 10)")
+    crowd.add_argument("--seconds", type=float, default=10, help="how long each client listens at most (default 10)")
     crowd.add_argument("--ticks", type=int, default=100, help="ticks each client waits for (default 100)")
     args = parser.parse_args()
     try:
