@@ -6,7 +6,6 @@ compare case-insensitively.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
 import hashlib
@@ -36,7 +35,7 @@ HeaderPairs = Sequence[tuple[str, str]]
 def accept_key(key: str) -> str:
     """Return the ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key``."""
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 def header_values(headers: HeaderPairs, name: str) -> list[str]:
@@ -51,8 +50,8 @@ def header_tokens(headers: HeaderPairs, name: str) -> list[str]:
 
 
 def _is_valid_key(key: str) -> bool:
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    try:  # base64.b64decode(validate=True), without its wrappers
+        return len(binascii.a2b_base64(key.encode("ascii"), strict_mode=True)) == 16
     except (binascii.Error, UnicodeEncodeError):
         return False
 
@@ -68,12 +67,21 @@ class UpgradeCheck(enum.Enum):
 
 def check_upgrade_request(headers: HeaderPairs) -> UpgradeCheck:
     """Validate an upgrade request's headers (Bun's rules: the method and ``Connection`` are not checked)."""
-    if "websocket" not in header_tokens(headers, "upgrade"):
+    websocket = False
+    versions: list[str] = []
+    keys: list[str] = []
+    for name, value in headers:  # one pass (this runs once per handshake)
+        lowered = name.lower()
+        if lowered == "upgrade":
+            websocket = websocket or "websocket" in [token.strip().lower() for token in value.split(",")]
+        elif lowered == "sec-websocket-version":
+            versions.append(value)
+        elif lowered == "sec-websocket-key":
+            keys.append(value)
+    if not websocket:
         return UpgradeCheck.NOT_WEBSOCKET
-    versions = header_values(headers, "sec-websocket-version")
     if len(versions) != 1 or versions[0].strip() != "13":
         return UpgradeCheck.BAD_VERSION
-    keys = header_values(headers, "sec-websocket-key")
     if len(keys) != 1 or not _is_valid_key(keys[0].strip()):
         return UpgradeCheck.BAD_KEY
     return UpgradeCheck.OK
@@ -102,16 +110,14 @@ def build_switching_response(key: str, extra_headers: Iterable[tuple[str, str]] 
     Raises:
         ValueError: a header name or value contains CR, LF or NUL.
     """
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Accept: {accept_key(key)}",
-    ]
+    head = (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n"
+    )
     for name, value in extra_headers:
         _check_header_text(name, value)
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head += f"{name}: {value}\r\n"
+    return (head + "\r\n").encode("latin-1")
 
 
 # Client side -------------------------------------------------------------------------------------
