@@ -11,6 +11,7 @@ traffic.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import shutil
@@ -26,6 +27,14 @@ import pytest
 
 BROKER_KINDS = ("redis", "nats")
 _namespaces = itertools.count()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it if the test process dies without stopping it (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -73,7 +82,9 @@ class BrokerServer:
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None
         log = open(self.workdir / f"{self.kind}-{self.port}.log", "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         log.close()
         deadline = time.monotonic() + 10
         while not _accepts(self.port) or (self.monitor_port and not _accepts(self.monitor_port)):
