@@ -283,14 +283,31 @@ async def test_a_broker_less_server_reports_the_link_absent() -> None:
         assert 'pubsock_broker_state{state="absent"} 1' in prometheus_text(stats).splitlines()
 
 
+def upgrade(request: pubsock.Request, server: pubsock.Server) -> pubsock.Response | None:
+    return None if server.upgrade(request) else pubsock.Response("", status=400)
+
+
 async def test_a_server_with_a_broker_reports_its_link() -> None:
     bus = LocalBus()
-    app = App()
-    app.on_open = lambda ws: ws.subscribe("room")
-    async with pubsock.serve(lambda r, s: None if s.upgrade(r) else pubsock.Response("", status=400), websocket=app, port=0, broker=LocalBroker(bus)) as server:
+    app, other = App(), App()
+    app.on_open = other.on_open = lambda ws: ws.subscribe("room")
+    async with (
+        pubsock.serve(upgrade, websocket=app, port=0, broker=LocalBroker(bus)) as server,
+        pubsock.serve(upgrade, websocket=other, port=0, broker=LocalBroker(bus)) as node,
+        pubsock.serve(upgrade, port=0, broker=LocalBroker(bus)) as bare,  # no websocket handlers
+        connected(node.port, "there") as (there,),
+    ):
         assert server.stats()["broker"] == "up"
+        await wait_for(lambda: bus.subscribers("room") == 1, what="interest")
         server.publish("room", "to the others")
-        await wait_for(lambda: server.stats()["broker_published"] == 1, what="published")
+        bare.publish("room", "from a node without websockets")
+        await there.until(2)
+        assert there.texts() == ["to the others", "from a node without websockets"]
+        stats, remote, bare_stats = server.stats(), node.stats(), bare.stats()
+        assert (stats["publishes"], stats["broker_published"], stats["broker_received"]) == (1, 1, 0)
+        assert (remote["publishes"], remote["broker_published"], remote["broker_received"]) == (0, 0, 2)
+        assert (remote["messages_out"], remote["bytes_out"]) == (2, there.bytes_received)
+        assert (bare_stats["publishes"], bare_stats["broker_published"]) == (1, 1)
         bus.fail()
         await wait_for(lambda: server.stats()["broker"] == "down", what="down")
         server.publish("room", "lost")
@@ -467,9 +484,11 @@ def test_hub_counters(impl: ModuleType) -> None:
     boxes = [impl.Outbox(hub, Transport(), Owner(), 1000, False) for _ in range(3)]
     for box in boxes:
         hub.subscribe(box, "room")
-    assert (hub.messages_out, hub.bytes_out, hub.dropped) == (0, 0, 0)
+    assert (hub.messages_out, hub.bytes_out, hub.dropped, hub.publishes) == (0, 0, 0, 0)
     frame = build_frame(OP_TEXT, b"hello")
     assert hub.publish("room", frame, 5, boxes[0]) == 5
+    assert hub.publish("nobody", frame, 5, None) == 0
+    assert hub.publishes == 2
     assert (hub.messages_out, hub.bytes_out) == (2, 2 * len(frame))
     boxes[0].queue(b"HTTP/1.1 101 ...")  # not a message
     boxes[0].push_control(b"\x89\x00")  # nor a control frame
@@ -495,5 +514,6 @@ def test_hub_counters(impl: ModuleType) -> None:
     assert hub.publish_compressed("room", plain, OP_TEXT, payload, None) == 40
     sizes = [len(build_frame(OP_TEXT, b"x" * 20, True, True)), len(plain), len(build_frame(OP_TEXT, b"x" * 10, True, True))]
     assert (hub.messages_out, hub.bytes_out, hub.dropped) == (8, 5 * len(frame) + sum(sizes), 2)
+    assert hub.publishes == 4
     for callback in scheduled:
         callback()

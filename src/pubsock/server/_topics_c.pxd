@@ -39,6 +39,7 @@ cdef class Hub:
     cdef public long long messages_out
     cdef public long long bytes_out
     cdef public long long dropped
+    cdef public long long publishes
 
     @cython.locals(dirty=list, outbox=Outbox)
     cpdef void flush(self)

@@ -135,6 +135,7 @@ class Hub:
         messages_out: messages queued by ``push`` (sends) and by a publish (one per subscriber).
         bytes_out: the size of those frames, headers included.
         dropped: messages dropped over a socket's backpressure limit (a send, or one subscriber of a publish).
+        publishes: calls of ``publish`` and ``publish_compressed`` (local publishes and remote ones).
     """
 
     def __init__(self, schedule: Callable[[Callable[[], None]], object]) -> None:
@@ -145,6 +146,7 @@ class Hub:
         self.messages_out = 0
         self.bytes_out = 0
         self.dropped = 0
+        self.publishes = 0
 
     def flush(self) -> None:
         """Write every outbox that has frames queued; runs once per loop iteration."""
@@ -194,6 +196,7 @@ class Hub:
         Returns 0 if nobody received it or any subscriber dropped it, -1 if any
         subscriber is backpressured (it is still delivered), else ``payload_length``.
         """
+        self.publishes += 1
         return self._fan_out(topic, frame, payload_length, sender, 0, None)
 
     def publish_compressed(self, topic: str, frame: bytes, opcode: int, payload: bytes, sender: Outbox | None) -> int:
@@ -203,6 +206,7 @@ class Hub:
         compressors share a key get one shared compressed frame; those with
         context takeover get their own, compressed in publish order.
         """
+        self.publishes += 1
         return self._fan_out(topic, frame, len(payload), sender, opcode, payload)
 
     def _fan_out(

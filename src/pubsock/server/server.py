@@ -23,7 +23,7 @@ from ..protocol.handshake import (
     check_upgrade_request,
 )
 from .handlers import WebSocketConfig
-from .stats import METRICS_CONTENT_TYPE, ServerStats, prometheus_text
+from .stats import METRICS_CONTENT_TYPE, Counters, ServerStats, prometheus_text
 from .topics import Hub, Outbox
 from .websocket import ServerWebSocket, _check_topic, _payload
 
@@ -124,15 +124,7 @@ class Server:
         self._stopped = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
         self._link: BrokerLink | None = None
-        # stats() counters kept here; the hot ones live in the Hub and in each socket's FrameReader
-        self._opened = 0
-        self._publishes = 0
-        self._closed_backpressure = 0
-        self._closed_idle_timeout = 0
-        self._closed_too_big = 0
-        self._closed_protocol_error = 0
-        self._gone_messages_in = 0  # the FrameReader counts of sockets whose connection is gone
-        self._gone_bytes_in = 0
+        self._counts = Counters()  # stats(): the hot counters are in the Hub and in each socket's FrameReader
         if broker is not None:
             from ..brokers import BrokerLink, resolve_broker
 
@@ -198,29 +190,34 @@ class Server:
         Counters count from the server's creation; the call costs O(open sockets + topics).
         Without a broker, ``broker`` is ``"absent"`` and the broker counters are 0.
         """
-        messages_in = self._gone_messages_in
-        bytes_in = self._gone_bytes_in
+        counts = self._counts
+        messages_in = counts.gone_messages_in
+        bytes_in = counts.gone_bytes_in
         for ws in self._live:
             reader = ws._reader
             messages_in += reader.messages_received
             bytes_in += reader.bytes_received
         hub = self._hub
         link = self._link
+        # the Hub counts every publish it fans out, the remote ones too (each counted by the link as received)
+        publishes = hub.publishes + counts.unhubbed_publishes
+        if link is not None:
+            publishes -= link.received - counts.unhubbed_remote
         return {
             "websockets_open": len(self._sockets),
-            "websockets_opened": self._opened,
+            "websockets_opened": counts.opened,
             "topics": len(hub.topics),
             "subscriptions": sum(map(len, hub.topics.values())),
             "messages_in": messages_in,
             "bytes_in": bytes_in,
             "messages_out": hub.messages_out,
             "bytes_out": hub.bytes_out,
-            "publishes": self._publishes,
+            "publishes": publishes,
             "dropped": hub.dropped,
-            "closed_backpressure": self._closed_backpressure,
-            "closed_idle_timeout": self._closed_idle_timeout,
-            "closed_too_big": self._closed_too_big,
-            "closed_protocol_error": self._closed_protocol_error,
+            "closed_backpressure": counts.closed_backpressure,
+            "closed_idle_timeout": counts.closed_idle_timeout,
+            "closed_too_big": counts.closed_too_big,
+            "closed_protocol_error": counts.closed_protocol_error,
             "broker": "absent" if link is None else link.state,
             "broker_published": 0 if link is None else link.published,
             "broker_received": 0 if link is None else link.received,
@@ -404,7 +401,7 @@ class Server:
         transport.set_protocol(ws)
         self._sockets[ws] = None
         self._live[ws] = None
-        self._opened += 1
+        self._counts.opened += 1
         ws._start(head, tail)
         return True
 
@@ -435,8 +432,8 @@ class Server:
         opcode, payload = _payload(data, compress)
         _check_topic(topic)
         if self._config is None:
+            self._counts.unhubbed_publishes += 1
             if self._link is not None:  # a node without websockets can still publish to the others
-                self._publishes += 1
                 self._link.publish(topic, opcode, payload, compress)
             return 0
         return self._publish(topic, opcode, payload, compress, None)
@@ -451,7 +448,6 @@ class Server:
         return self._hub.subscriber_count(topic)
 
     def _publish(self, topic: str, opcode: int, payload: bytes, compress: bool, sender: Outbox | None) -> int:
-        self._publishes += 1
         if self._link is not None:
             self._link.publish(topic, opcode, payload, compress)
         frame = build_frame(opcode, payload)
@@ -462,6 +458,7 @@ class Server:
     def _deliver_remote(self, topic: str, opcode: int, payload: bytes, compress: bool) -> None:
         """A publish from another node (through the broker): every local subscriber gets it."""
         if self._config is None:
+            self._counts.unhubbed_remote += 1
             return
         frame = build_frame(opcode, payload)
         if compress and payload and self._config.deflate is not None:
@@ -499,8 +496,8 @@ class Server:
         """``ws``'s TCP connection closed."""
         if ws in self._live:
             reader = ws._reader  # its counts join the totals of the sockets gone
-            self._gone_messages_in += reader.messages_received
-            self._gone_bytes_in += reader.bytes_received
+            self._counts.gone_messages_in += reader.messages_received
+            self._counts.gone_bytes_in += reader.bytes_received
         self._live.pop(ws, None)
         self._stopped.set()
 

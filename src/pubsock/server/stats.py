@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypedDict
 
-__all__ = ["BrokerState", "ServerStats", "METRICS", "METRICS_CONTENT_TYPE", "prometheus_text"]
+__all__ = ["BrokerState", "Counters", "ServerStats", "METRICS", "METRICS_CONTENT_TYPE", "prometheus_text"]
 
 BrokerState = Literal["absent", "starting", "up", "down"]
 
@@ -44,6 +44,38 @@ class ServerStats(TypedDict):
     broker_failed_publishes: int  # publishes that did not reach the broker
     broker_outages: int
     broker_reconnects: int
+
+
+class Counters:
+    """The server's counters that are not kept in C: events that already cost a Python call each.
+
+    One slotted object rather than attributes of ``Server``: CPython 3.11 stops sharing
+    an instance's dict keys (and specialising its attribute accesses) past 30 attributes,
+    which would slow every ``self._...`` of the server's hot paths.
+    """
+
+    __slots__ = (
+        "opened",
+        "closed_backpressure",
+        "closed_idle_timeout",
+        "closed_too_big",
+        "closed_protocol_error",
+        "gone_messages_in",
+        "gone_bytes_in",
+        "unhubbed_publishes",
+        "unhubbed_remote",
+    )
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed_backpressure = 0
+        self.closed_idle_timeout = 0
+        self.closed_too_big = 0
+        self.closed_protocol_error = 0
+        self.gone_messages_in = 0  # the FrameReader counts of sockets whose connection is gone
+        self.gone_bytes_in = 0
+        self.unhubbed_publishes = 0  # server.publish calls that did not reach the Hub (no websocket handlers)
+        self.unhubbed_remote = 0  # remote publishes the link received but did not hand to the Hub (likewise)
 
 
 # key -> (metric name, type, help); every counter's name ends in _total (Prometheus' naming rules)

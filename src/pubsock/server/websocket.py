@@ -336,9 +336,9 @@ class ServerWebSocket(asyncio.Protocol):
         """Fail the connection: send Close(code, reason), report it, close TCP."""
         if self._state == OPEN:
             if code == close_codes.MESSAGE_TOO_BIG:
-                self._server._closed_too_big += 1
+                self._server._counts.closed_too_big += 1
             else:
-                self._server._closed_protocol_error += 1
+                self._server._counts.closed_protocol_error += 1
             self._outbox.push_control(build_frame(OP_CLOSE, close_codes.build_close_body(code, reason)))
             self._closed(code, reason)
         if self._state == CLOSED:
@@ -363,13 +363,13 @@ class ServerWebSocket(asyncio.Protocol):
     def _over_limit(self) -> None:
         """A frame was dropped with ``close_on_backpressure_limit`` set: drop the connection."""
         if self._state == OPEN:
-            self._server._closed_backpressure += 1
+            self._server._counts.closed_backpressure += 1
             self._transport.pause_reading()
             self.terminate()
 
     def _timed_out(self) -> None:
         if self._state == OPEN:
-            self._server._closed_idle_timeout += 1
+            self._server._counts.closed_idle_timeout += 1
             self._state = CLOSED
             self._outbox.closed = True
             self._transport.abort()
