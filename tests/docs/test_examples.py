@@ -493,7 +493,7 @@ def test_every_sample_is_included_and_tested() -> None:
     assert files == set(TESTED), "add the new sample to TESTED with the test that runs it"
     for name, test in TESTED.items():
         assert test in globals(), test
-    for name in files - {"tutorial_chat.html"}:  # the page is included by tutorial/browser.md as HTML
+    for name in files:
         assert f"docs/examples/{name}" in included, f"{name} is not shown on any page"
     for path in included:
         assert (ROOT / path).is_file(), path
@@ -526,6 +526,15 @@ def test_cli_reference_names_every_flag() -> None:
             assert f"`{flag}" in text, flag
         if action.option_strings and action.dest not in ("help", "version"):
             assert f"PUBSOCK_{action.dest.upper()}" in text, action.dest
+
+
+def test_server_reference_lists_every_argument() -> None:
+    import inspect
+
+    text = (DOCS / "reference" / "server.md").read_text()
+    for name in inspect.signature(pubsock.Server.__init__).parameters:
+        if name != "self":
+            assert f"| `{name}` |" in text, f"reference/server.md: add {name} to the table of serve() arguments"
 
 
 def test_coming_from_bun_names_every_option_handler_and_member() -> None:
