@@ -18,11 +18,14 @@ import random
 import resource
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pubsock
 
 TOPIC = "ticks"
+T = TypeVar("T")
 PAGE = b"""<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>pubsock ticker</title>
 <style>body { font: 16px system-ui, sans-serif; margin: 2rem; } #price { font-size: 3rem; }</style>
@@ -161,6 +164,15 @@ def raise_open_files_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when it is installed, else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -173,12 +185,6 @@ def main() -> None:
     crowd.add_argument("--seconds", type=float, default=10, help="how long each client listens at most (default 10)")
     crowd.add_argument("--ticks", type=int, default=100, help="ticks each client waits for (default 100)")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
     if args.command == "swarm":
         raise_open_files_limit(args.clients + 256)
         started = time.monotonic()

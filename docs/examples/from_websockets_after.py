@@ -12,7 +12,8 @@ class Broadcast(pubsock.WebSocketHandler):
         ws.subscribe("all")  # the topic replaces CONNECTIONS; it is left on close
 
     def message(self, ws: pubsock.ServerWebSocket, message: str | bytes | bytearray | memoryview) -> None:
-        ws.publish("all", f"{ws.data}: {message}")
+        if isinstance(message, str):
+            ws.publish("all", f"{ws.data}: {message}")
 
 
 def fetch(request: pubsock.Request, server: pubsock.Server) -> pubsock.Response | None:

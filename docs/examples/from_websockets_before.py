@@ -14,7 +14,8 @@ async def handler(websocket: ServerConnection) -> None:
     CONNECTIONS.add(websocket)
     try:
         async for message in websocket:
-            broadcast(CONNECTIONS, f"{name}: {message}")
+            if isinstance(message, str):
+                broadcast(CONNECTIONS, f"{name}: {message}")
     finally:
         CONNECTIONS.remove(websocket)
 

@@ -21,6 +21,8 @@ class Inbox(pubsock.WebSocketHandler):
 
     def message(self, ws: pubsock.ServerWebSocket, message: str | bytes | bytearray | memoryview) -> None:
         # A direct message: {"to": "bob", "text": "hi"} reaches all of bob's sockets.
+        if not isinstance(message, str):
+            return
         try:
             note = json.loads(message)
             to, text = str(note["to"]), str(note["text"])

@@ -12,7 +12,8 @@ class Chat(pubsock.WebSocketHandler):
         ws.subscribe("room")
 
     def message(self, ws: pubsock.ServerWebSocket, message: str | bytes | bytearray | memoryview) -> None:
-        ws.publish("room", f"{ws.data['name']}: {message}")
+        if isinstance(message, str):
+            ws.publish("room", f"{ws.data['name']}: {message}")
 
     def close(self, ws: pubsock.ServerWebSocket, code: int, reason: str) -> None:
         ws.publish("room", f"{ws.data['name']} left")
