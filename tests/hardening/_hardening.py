@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pubsock
 from pubsock import Request, Response, Server, ServerWebSocket
@@ -84,9 +84,7 @@ class Raw:
     @classmethod
     async def connect(cls, port: int, tls: ssl.SSLContext | None = None, server_hostname: str | None = None) -> Raw:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                "127.0.0.1", port, ssl=tls, server_hostname=server_hostname if tls is not None else None
-            ),
+            asyncio.open_connection("127.0.0.1", port, ssl=tls, server_hostname=server_hostname if tls is not None else None),
             TIMEOUT,
         )
         return cls(reader, writer)
@@ -103,6 +101,10 @@ class Raw:
 
     def write(self, data: bytes) -> None:
         self.writer.write(data)
+
+    def stop_reading(self) -> None:
+        """Stop reading from the socket, so that the server's writes back up."""
+        cast(asyncio.Transport, self.writer.transport).pause_reading()  # uvloop's is no asyncio.ReadTransport
 
     async def drain(self) -> None:
         await asyncio.wait_for(self.writer.drain(), TIMEOUT)
@@ -155,7 +157,7 @@ class Raw:
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), TIMEOUT)
-        except (ConnectionError, asyncio.TimeoutError, ssl.SSLError):
+        except (TimeoutError, ConnectionError, ssl.SSLError):
             pass
 
 

@@ -109,8 +109,7 @@ async def test_wss_close_from_the_server(server_context: ssl.SSLContext, client_
 
 async def test_wss_stop_close_active_sends_1001(server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
     app = Echo()
-    server = await pubsock.serve(fetch, websocket=app, port=0, tls=server_context)
-    try:
+    async with pubsock.serve(fetch, websocket=app, port=0, tls=server_context) as server:
         async with connect(f"wss://127.0.0.1:{server.port}/ws", ssl=client_context) as ws:
             await ws.send("ping")
             assert await ws.recv() == "ping"
@@ -118,9 +117,7 @@ async def test_wss_stop_close_active_sends_1001(server_context: ssl.SSLContext, 
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.recv()
             assert ws.close_code == 1001
-    finally:
-        await server.stop()
-    assert app.closes == [(1001, "Server stopping")]
+        assert app.closes == [(1001, "Server stopping")]
 
 
 async def test_sni_callback_on_the_users_context(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pubsock.protocol import _frames_py
-from pubsock.protocol.deflate import DeflateParams, Decompressor
+from pubsock.protocol.deflate import Decompressor, DeflateParams
 from pubsock.protocol.events import Ping, ProtocolError
 
 CONT, TEXT, BINARY, PING = 0x0, 0x1, 0x2, 0x9
