@@ -36,11 +36,7 @@ def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
         head += bytes([0x80 | 126]) + struct.pack("!H", n)
     else:
         head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    if n:
-        key = int.from_bytes(mask * (n // 4 + 1), "big") >> (8 * (3 - (n - 1) % 4))
-        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
-    else:
-        masked = b""
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
     return head + mask + masked
 
 
