@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
+from .brokers import resolve_broker
 from .server.server import Server
 
 __all__ = ["main", "load_app", "parse_args", "ENV_PREFIX"]
@@ -227,13 +228,19 @@ async def serve_until_signalled(options: dict[str, Any]) -> int:
     def on_signal(signum: int) -> None:
         nonlocal close_code
         if stopping.is_set():
+            if supervisor:
+                return  # the supervisor decides when to force (SIGKILL); a group-wide signal must not
             logger.warning("second signal: exiting at once")
             os._exit(1)
         if signum == signal.SIGHUP:
             close_code = RESTART_CODE
         stopping.set()
 
-    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if supervisor else [])
+    # A supervised worker ignores SIGINT: Ctrl-C reaches the whole process group, and the supervisor
+    # turns it into one SIGTERM per worker.
+    signals = [signal.SIGTERM, signal.SIGHUP] if supervisor else [signal.SIGINT, signal.SIGTERM]
+    if supervisor:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     watcher: asyncio.TimerHandle | None = None
@@ -268,7 +275,7 @@ async def serve_until_signalled(options: dict[str, Any]) -> int:
         for ws in list(server._sockets):
             ws.close(close_code, "Service restart")
     # a second signal during the graceful stop still forces the exit
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     await server.stop(close_active=True)
     return 0
@@ -317,8 +324,15 @@ class Supervisor:
         try:
             for slot in range(self.count):
                 self.workers[slot] = await self._spawn(slot)
-            ready = await asyncio.gather(*(worker.ready for worker in self.workers.values()))
-            if not all(ready):
+            starting = asyncio.ensure_future(asyncio.gather(*(worker.ready for worker in self.workers.values())))
+            interrupted = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait((starting, interrupted), return_when=asyncio.FIRST_COMPLETED)
+            interrupted.cancel()
+            if not starting.done():  # a signal while the workers start: stop them
+                starting.cancel()
+                await self._stop_all()
+                return 1 if self._forced else 0
+            if not all(starting.result()):
                 logger.error("a worker failed to start: stopping")
                 await self._stop_all()
                 return 1
@@ -506,8 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"--workers {args.workers} needs a broker between processes: local:// lives in one process")
             if not options.get("port"):
                 raise UsageError("--workers needs a fixed --port: with port 0 each worker would pick another one")
-        try:
-            Server(**options)  # check the options (and the broker URL) before starting anything
+        try:  # check the options (and a broker URL) before starting anything
+            Server(**{**options, "broker": None})
+            if isinstance(options.get("broker"), str):
+                resolve_broker(options["broker"])
         except (TypeError, ValueError, ImportError) as exc:
             raise UsageError(str(exc)) from None
     except UsageError as exc:

@@ -272,3 +272,12 @@ def test_local_urls_name_process_wide_buses() -> None:
     assert isinstance(first, LocalBroker) and isinstance(second, LocalBroker) and isinstance(other, LocalBroker)
     assert first.bus is second.bus and other.bus is not first.bus
     assert second.unsubscribe_delay == 0.5
+
+
+async def test_a_broker_object_serves_one_server_at_a_time() -> None:
+    broker = LocalBroker(LocalBus())
+    async with node(broker):
+        with pytest.raises(ValueError, match="already serves another server"):
+            pubsock.Server(broker=broker)
+    async with node(broker) as again:  # free again once its server stopped
+        assert link(again).connected

@@ -48,6 +48,7 @@ class Pubsock:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=ROOT,
+                start_new_session=True,  # its own process group, as a shell gives a command
             )
 
     def text(self) -> str:
@@ -255,3 +256,19 @@ def test_workers_that_cannot_start_stop_the_supervisor(redis_server: BrokerServe
         supervisor = start(processes, tmp_path, "--workers", "2", "--port", str(port), "--broker", redis_server.url)
         assert supervisor.process.wait(30) == 1
     assert "a worker failed to start: stopping" in supervisor.text()
+
+
+def test_ctrl_c_to_the_process_group_stops_gracefully(redis_server: BrokerServer, processes: list[Pubsock], tmp_path: Path) -> None:
+    port = free_port()
+    supervisor = start(processes, tmp_path, "--workers", "2", "--port", str(port), "--broker", redis_server.url)
+    supervisor.wait_for_log(r"2 workers ready")
+
+    async def scenario() -> None:
+        client, _ = await join(port, "ann")
+        os.killpg(supervisor.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        await asyncio.wait_for(client.closed.wait(), 20)
+        assert client.close_code == 1001
+
+    asyncio.run(scenario())
+    assert supervisor.process.wait(20) == 0
+    assert "second signal" not in supervisor.text() and "Traceback" not in supervisor.text(), supervisor.text()

@@ -39,6 +39,8 @@ class Broker(abc.ABC):
     url: str = ""
     """Where the broker is, for log lines (no password)."""
 
+    _in_use = False  # set while a BrokerLink (one server) drives this object
+
     def __init__(
         self,
         *,

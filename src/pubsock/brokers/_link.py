@@ -63,6 +63,9 @@ class BrokerLink:
         on_reconnect: Callable[[], object] | None = None,
         max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
+        if broker._in_use:
+            raise ValueError(f"{broker!r} already serves another server: give each server its own broker object")
+        broker._in_use = True  # until close()
         self.broker = broker
         self.node_id = os.urandom(NODE_ID_SIZE)
         self.connected = False
@@ -133,6 +136,7 @@ class BrokerLink:
                     pass
         self.connected = False
         await self._close_broker()
+        self.broker._in_use = False
         if self._outgoing:
             self._drop(len(self._outgoing))
 
