@@ -281,3 +281,62 @@ async def test_a_broker_object_serves_one_server_at_a_time() -> None:
             pubsock.Server(broker=broker)
     async with node(broker) as again:  # free again once its server stopped
         assert link(again).connected
+
+
+class FlakyBroker(LocalBroker):
+    """Fails the first subscribe and the first publish batch, as a connection that breaks at that moment."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        super().__init__(bus)
+        self.fail_subscribe = 1
+        self.fail_publish = 0
+
+    async def subscribe(self, topics: Sequence[str]) -> None:
+        if self.fail_subscribe:
+            self.fail_subscribe -= 1
+            raise ConnectionResetError("broke while subscribing")
+        await super().subscribe(topics)
+
+    async def publish(self, messages: Sequence[tuple[str, bytes]]) -> int | None:
+        if self.fail_publish:
+            self.fail_publish -= 1
+            raise ConnectionResetError("broke while publishing")
+        return await super().publish(messages)
+
+
+async def test_a_connection_that_breaks_while_subscribing_or_publishing_is_retried() -> None:
+    bus = LocalBus()
+    broker = FlakyBroker(bus)
+    async with node(broker) as a, node(LocalBroker(bus)) as b:
+        client = await Client.connect(a.port, "x", path("x", "room", "room"))  # subscribe fails once
+        await wait_until(lambda: bus.subscribers("room") == 1, timeout=1.0)
+        assert link(a).outages == 1 and link(a).reconnects == 1
+        remote = await Client.connect(b.port, "r", path("r", "room"))
+        await wait_until(lambda: bus.subscribers("room") == 2)
+        broker.fail_publish = 1
+        await client.send("lost")  # the batch that breaks is counted, the link reconnects
+        await wait_until(lambda: link(a).reconnects == 2, timeout=1.0)
+        await client.send("after")
+        await remote.until(1)
+        assert remote.messages == ["after"] and link(a).failed_publishes == 1 and link(a).outages == 2
+        for c in (client, remote):
+            await c.close()
+
+
+async def test_interest_that_comes_back_before_the_unsubscribe_is_sent_keeps_the_channel() -> None:
+    bus = LocalBus()
+    broker = CountingBroker(bus)
+    async with node(broker) as a:
+        client = await Client.connect(a.port, "x", path("x", "room"))
+        await wait_until(lambda: bus.subscribers("room") == 1)
+        await client.close()
+        the_link = link(a)
+        await wait_until(lambda: "room" in the_link._leaving)  # the unsubscribe delay runs
+        the_link._leaving["room"].cancel()
+        the_link._leave("room")  # as if the delay ran out: an unsubscribe is queued...
+        assert the_link._to_unsubscribe == {"room": None}
+        the_link.want("room")  # ...and a subscriber arrives before the link's task sent it
+        the_link.want("room")
+        await asyncio.sleep(0.05)
+        assert broker.calls == [("subscribe", ("room",))] and bus.subscribers("room") == 1
+        assert the_link.topics == ["room"]

@@ -251,13 +251,13 @@ class BrokerLink:
                 self._came_up()
                 error = await self._pump()
                 self.connected = False
+                if not self._closing:
+                    self._went_down(error)  # before anything else counts against the outage
                 if self._outgoing:
                     self._drop(len(self._outgoing))
                     self._outgoing = []
                     self._outgoing_bytes = 0
                 await self._close_broker()
-                if not self._closing:
-                    self._went_down(error)
         finally:
             self.connected = False
             self._first_done()
