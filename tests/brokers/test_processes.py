@@ -272,3 +272,58 @@ def test_ctrl_c_to_the_process_group_stops_gracefully(redis_server: BrokerServer
     asyncio.run(scenario())
     assert supervisor.process.wait(20) == 0
     assert "second signal" not in supervisor.text() and "Traceback" not in supervisor.text(), supervisor.text()
+
+
+def test_broker_killed_and_restarted_under_two_processes(own_broker: BrokerServer, processes: list[Pubsock], tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    nodes = [start(processes, tmp_path, "--port", str(port), "--broker", own_broker.url) for port in ports]
+    for node in nodes:
+        node.wait_for_log(r"pubsock listening on")
+
+    async def scenario() -> None:
+        talker, _ = await join(ports[0], "t")
+        listener, _ = await join(ports[1], "l")
+        await wait_until_async(lambda: own_broker.subscriptions("lobby") == 2)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        sent = 0
+
+        async def talk() -> None:
+            nonlocal sent
+            while not stop.is_set():
+                await talker.send(str(sent))
+                sent += 1
+                await asyncio.sleep(0.005)
+
+        task = loop.create_task(talk())
+        await listener.until(30)
+        await asyncio.to_thread(own_broker.kill)
+        await asyncio.sleep(0.4)
+        before = len(listener.messages)
+        await asyncio.to_thread(own_broker.start)
+        restarted = loop.time()
+        await wait_until(lambda: len(listener.messages) > before, timeout=1.0, what="delivery resumed within 1 s")
+        assert listener.arrivals[before] - restarted <= 1.0
+        await listener.until(before + 30)
+        stop.set()
+        await task
+        await talker.until(1 + sent)  # publish_to_self: the talker's own node never stopped delivering
+        seqs = chat_sequence(listener.messages, "t")
+        gaps = [(x, y) for x, y in zip(seqs, seqs[1:]) if y != x + 1]
+        assert seqs[0] == 0 and len(gaps) == 1 and gaps[0][0] < gaps[0][1], gaps
+        assert chat_sequence(talker.messages, "t") == list(range(sent))
+        assert not talker.closed.is_set() and not listener.closed.is_set()
+        await wait_until_async(lambda: own_broker.subscriptions("lobby") == 2, timeout=1.0, what="resubscribed")
+        for port in ports:
+            link = (await asyncio.to_thread(stats, port))["broker"]
+            assert isinstance(link, dict)
+            assert (link["connected"], link["outages"], link["reconnects"]) == (True, 1, 1)
+        assert (await asyncio.to_thread(stats, ports[0]))["broker"]["failed_publishes"] > 0  # type: ignore[index]
+        for client in (talker, listener):
+            await client.close()
+
+    asyncio.run(scenario())
+    for node in nodes:
+        log = node.text()
+        assert log.count("broker down (") == 1 and log.count("broker back") == 1, log  # the example's hooks
+        assert log.count("publishes to other nodes are dropped") <= 1, log
