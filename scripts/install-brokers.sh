@@ -4,8 +4,9 @@
 # by PID (tests/brokers/conftest.py); the package's own service, if the package starts one, is not used.
 set -euo pipefail
 need=()
-command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/bin/nats-server ] || need+=(nats-server)
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ]; }
+have redis-server || need+=(redis-server)
+have nats-server || need+=(nats-server)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -18,7 +19,7 @@ if [ ! -e "$POLICY" ]; then
     $SUDO chmod +x "$POLICY"
     ADDED_POLICY=1
 fi
-trap '[ -n "$ADDED_POLICY" ] && $SUDO rm -f "$POLICY"' EXIT
+trap 'if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi' EXIT
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-redis-server --version
-nats-server --version
+PATH="$PATH:/usr/sbin:/usr/bin" redis-server --version
+PATH="$PATH:/usr/sbin:/usr/bin" nats-server --version

@@ -14,10 +14,12 @@ from __future__ import annotations
 import ctypes
 import itertools
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,8 +57,8 @@ class BrokerServer:
     """One broker process on loopback: ``start``, ``kill`` (SIGKILL by PID), ``restart`` on the same port."""
 
     def __init__(self, kind: str, workdir: Path) -> None:
-        binary = shutil.which(f"{kind}-server") or f"/usr/bin/{kind}-server"
-        if not Path(binary).exists():
+        binary = shutil.which(f"{kind}-server", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/bin") or ""
+        if not binary:
             pytest.fail(f"{kind}-server is not installed: run `bash scripts/install-brokers.sh` (make test does)")
         self.kind = kind
         self.binary = binary
@@ -82,8 +84,15 @@ class BrokerServer:
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None
         log = open(self.workdir / f"{self.kind}-{self.port}.log", "ab")
+        # PR_SET_PDEATHSIG follows the thread that forks: only a start from the main thread may ask for it
+        # (a restart from a worker thread would be killed when that thread ends).
+        main = threading.current_thread() is threading.main_thread()
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if main else None,
         )
         log.close()
         deadline = time.monotonic() + 10
