@@ -104,6 +104,37 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants (read from /proc/PID/task/TID/children), root first."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+    return out
+
+
+def tree_cpu_seconds(roots: list[int]) -> float | None:
+    """Sum of utime + stime over the process trees of `roots` (live processes only; None if no root lives)."""
+    total, seen = 0.0, False
+    for root in roots:
+        for pid in tree_pids(root):
+            t = cpu_seconds(pid)
+            if t is not None:
+                total += t
+                seen = True
+    return total if seen else None
+
+
 def peak_rss_kib(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -128,6 +159,20 @@ def listening(port: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def listeners(port: int) -> int:
+    """How many sockets are in LISTEN state on this TCP port (SO_REUSEPORT workers each have one)."""
+    n = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                n += sum(1 for line in f if (parts := line.split())[3] == "0A"
+                         and int(parts[1].rsplit(":", 1)[1], 16) == port)
+        except OSError:
+            continue
+    return n
 
 
 def free_port(preferred: int) -> int:
@@ -271,13 +316,17 @@ Mark = tuple[float, float | None, float | None]  # (time, server CPU s, client C
 
 
 def run_client(cmd: list[str], *, srv: subprocess.Popen, timeout: float, log: Path, server_log: Path,
-               cwd: Path, res: dict) -> tuple[dict | None, list[Mark]]:
+               cwd: Path, res: dict, server_cpu=None) -> tuple[dict | None, list[Mark]]:
     """Run the load generator until its "result" line (or `timeout`), snapshotting CPU times at each sample.
 
     Returns (the result event or None, the marks). Sets res["connect_ms"], res["client_runtime"] and the
     server's peak RSS (read while it is still running); on a missing result, marks the run failed and keeps
-    the tails of both logs. The client is stopped by PID in every case.
+    the tails of both logs. The client is stopped by PID in every case. `server_cpu` (a function returning
+    CPU seconds) replaces the server process's own CPU time, e.g. to sum a process tree and a broker.
     """
+    if server_cpu is None:
+        def server_cpu() -> float | None:
+            return cpu_seconds(srv.pid)
     with open(log, "wb") as clog:
         cli = popen(cmd, stdout=subprocess.PIPE, stderr=clog, cwd=str(cwd))
     q: queue.Queue = queue.Queue()
@@ -302,7 +351,7 @@ def run_client(cmd: list[str], *, srv: subprocess.Popen, timeout: float, log: Pa
             except ValueError:
                 continue
             if ev.get("event") == "sample":
-                marks.append((t, cpu_seconds(srv.pid), cpu_seconds(cli.pid)))
+                marks.append((t, server_cpu(), cpu_seconds(cli.pid)))
             elif ev.get("event") == "connected":
                 res["connect_ms"] = ev.get("ms")
                 res["client_runtime"] = ev.get("runtime")

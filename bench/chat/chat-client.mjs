@@ -31,6 +31,15 @@
 // result reports how many deliveries had RSV1 set and the bytes received per delivery. Clients always send
 // uncompressed frames.
 //
+// --ready-sync (for servers on several processes: `python -m pubsock --workers N --broker ...`, whose workers
+// each count only their own clients and so cannot say when all N are connected): instead of one text
+// "ready", every worker publishes a BINARY message "ready <pid> <its local client count>" to the room every
+// 100 ms until the first chat message reaches it. A socket is ready once the latest counts of the distinct
+// pids it has heard from sum to N: it has then heard every worker that has clients, including the others
+// through the broker, which proves its own worker's broker subscription is live. Binary frames are never
+// counted as deliveries, sampled or checked (chat messages are text), so the late "ready"s still in flight
+// when round 1 starts do not disturb the exact count of N * 1600 * N deliveries per round.
+//
 // stdout carries only JSON lines for the runner (bench/chat/run.py):
 //   {"event":"connected", ...}                        all clients got "ready"
 //   {"event":"sample","i":k,"deliveries":d,"ms":t}  one per sampling interval (t = measured interval length)
@@ -52,6 +61,7 @@ const CONNECT_TIMEOUT_MS = parseFloat(opt("connect-timeout", "30")) * 1000;
 const STALL_MS = parseFloat(opt("stall-timeout", "10")) * 1000;
 const MODE = opt("mode", "native");
 const COMPRESS = argv.includes("--compress");
+const READY_SYNC = argv.includes("--ready-sync"); // binary "ready <pid> <count>" from each worker; binary frames not counted
 const CHECKS = parseInt(opt("checks", COMPRESS ? "16" : "1"), 10); // client 0's frames inflated and checked
 const OFFER = "permessage-deflate; client_max_window_bits";
 if (MODE !== "native" && MODE !== "raw") throw new Error(`--mode must be native or raw, not ${MODE}`);
@@ -230,6 +240,7 @@ class RawClient {
     this.carry = null;
     this.head = Buffer.alloc(0);
     this.open = false;
+    this.waiting = READY_SYNC; // --ready-sync: capture every frame (binary ones too) until the swap
     const sock = (this.sock = net.connect({ host: u.hostname, port: +u.port }));
     sock.setNoDelay(true);
     sock.on("connect", () => {
@@ -330,10 +341,11 @@ class RawClient {
         continue;
       }
       pos += h;
-      if (b0 & 0x80) count++; // a final data frame ends one message (compressed or not: RSV1 = 0x40)
-      if (b0 & 0x40) rsv1++;
+      const data = !(READY_SYNC && op === 2); // --ready-sync: binary frames are the workers' "ready"s
+      if ((b0 & 0x80) && data) count++; // a final data frame ends one message (compressed or not: RSV1 = 0x40)
+      if ((b0 & 0x40) && data) rsv1++;
       const avail = n - pos;
-      if (this.captureLeft > 0 && (b0 & 0x80)) {
+      if ((this.captureLeft > 0 || this.waiting) && (b0 & 0x80) && (data || this.waiting)) {
         this.captureRsv1 = (b0 & 0x40) !== 0;
         if (avail >= len) {
           this.captureLeft--;
@@ -360,6 +372,34 @@ const connectTimer = setTimeout(() => finish(`not all clients received "ready" w
 
 const clients = new Array(CLIENTS);
 const ready = [];
+// --ready-sync: a socket is ready when the latest local counts of the workers it heard sum to CLIENTS.
+function readySync(i, resolve) {
+  const counts = new Map();
+  let done = false;
+  return text => {
+    if (done) return;
+    const m = /^ready (\d+) (\d+)$/.exec(typeof text === "string" ? text : "");
+    if (!m) {
+      errors.push(`client ${i}: unexpected message while waiting for the workers' "ready": ${String(text).slice(0, 80)}`);
+      done = true;
+      return resolve();
+    }
+    counts.set(m[1], +m[2]);
+    let sum = 0;
+    for (const c of counts.values()) sum += c;
+    if (sum === CLIENTS) {
+      done = true;
+      workersSeen = Math.max(workersSeen, counts.size);
+      resolve();
+    } else if (sum > CLIENTS) {
+      errors.push(`client ${i}: the workers report ${sum} clients, more than ${CLIENTS}`);
+      done = true;
+      resolve();
+    }
+  };
+}
+let workersSeen = 0;
+const utf8 = new TextDecoder();
 for (let i = 0; i < CLIENTS; i++) {
   const url = URL_BASE;
   let ws;
@@ -377,6 +417,19 @@ for (let i = 0; i < CLIENTS; i++) {
     };
   }
   clients[i] = ws;
+  if (READY_SYNC) {
+    if (MODE !== "raw") ws.binaryType = "arraybuffer";
+    ready.push(
+      new Promise(resolve => {
+        const onReady = readySync(i, resolve);
+        ws.onmessage = ev => {
+          const d = MODE === "raw" ? ev : ev.data;
+          onReady(typeof d === "string" ? d : utf8.decode(d));
+        };
+      }),
+    );
+    continue;
+  }
   ready.push(
     new Promise(resolve => {
       ws.onmessage = ev => {
@@ -389,7 +442,8 @@ for (let i = 0; i < CLIENTS; i++) {
 }
 await Promise.all(ready);
 clearTimeout(connectTimer);
-emit({ event: "connected", clients: CLIENTS, ms: +(now() - t0).toFixed(1), runtime, mode: MODE });
+emit({ event: "connected", clients: CLIENTS, ms: +(now() - t0).toFixed(1), runtime, mode: MODE,
+  ...(READY_SYNC ? { workers_seen: workersSeen } : {}) });
 log(`all ${CLIENTS} clients ready after ${(now() - t0).toFixed(0)} ms`);
 
 const PER_ROUND_TOTAL = CLIENTS * MESSAGES.length * CLIENTS;
@@ -424,12 +478,25 @@ if (MODE === "raw") {
   for (const c of clients) {
     c.oncount = deliver;
     c.onmessage = null;
+    if (c.waiting) {
+      c.waiting = false;
+      c.capture = null; // a "ready" frame split over two chunks: drop it (chat frames cannot precede round 1)
+    }
   }
   // Client 0 checks its first CHECKS deliveries; under --compress every other client checks its first one.
   for (let i = 0; i < CLIENTS; i++) {
     clients[i].captureLeft = i === 0 ? CHECKS : COMPRESS ? 1 : 0;
     clients[i].onmessage = checkFormat;
   }
+} else if (READY_SYNC) {
+  // Late "ready"s are binary (ArrayBuffer): skipped. Chat messages are text.
+  for (const ws of clients) ws.onmessage = ev => { if (typeof ev.data === "string") deliver(1); };
+  clients[0].onmessage = ev => {
+    if (typeof ev.data !== "string") return;
+    checkFormat(ev.data);
+    clients[0].onmessage = ev2 => { if (typeof ev2.data === "string") deliver(1); };
+    deliver(1);
+  };
 } else {
   for (const ws of clients) ws.onmessage = () => deliver(1);
   clients[0].onmessage = ev => {

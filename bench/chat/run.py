@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +51,13 @@ sys.path.insert(0, str(HERE.parent))
 
 from common import (  # noqa: E402  (bench/common.py: processes, /proc readings, one run's machinery)
     BaseTools,
+    forget,
+    kill,
+    listeners,
+    peak_rss_kib,
+    popen,
+    tree_cpu_seconds,
+    tree_pids,
     fmt as _fmt,
     fmt_rate as _fmt_rate,
     free_port,
@@ -133,15 +141,16 @@ def run_one(tools: Tools, server: str, clients: int, size: int, args: argparse.N
 
 
 def _measure(tools: Tools, srv, res: dict, port: int, clients: int, size: int,
-             args: argparse.Namespace, client_log: Path, server_log: Path) -> dict:
-    ccmd = tools.pinned(tools.client_cmd() + [
+             args: argparse.Namespace, client_log: Path, server_log: Path,
+             client_extra: list[str] | None = None, server_cpu=None) -> dict:
+    ccmd = tools.pinned(tools.client_cmd() + (client_extra or []) + [
         "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), "--size", str(size),
         "--seconds", str(args.seconds), "--connect-timeout", str(args.connect_timeout),
         "--stall-timeout", str(args.stall_timeout), "--mode", args.client_mode,
         "--delay", str(args.tick_ms)] + (["--compress"] if args.compress else []), args.client_cpu)
     timeout = args.connect_timeout + args.seconds * 2 + 20
     result, marks = run_client(ccmd, srv=srv, timeout=timeout, log=client_log, server_log=server_log,
-                               cwd=HERE, res=res)
+                               cwd=HERE, res=res, server_cpu=server_cpu)
     if result is None:
         return res
     samples = result.get("samples", [])
@@ -173,6 +182,140 @@ def _compression_checks(res: dict, result: dict) -> None:
             res.update(status="failed", reason="--compress: no delivery arrived compressed (RSV1)")
     if not result.get("checked_compressed") and res["status"] == "ok" and result.get("mode") == "raw":
         res.update(status="failed", reason="--compress: no checked delivery was compressed")
+
+
+# --------------------------------------------------------------------------------------------- scale-out
+
+REDIS_BINARIES = ("/usr/bin/redis-server", "/usr/sbin/redis-server")
+
+
+def start_redis(logdir: Path, start_timeout: float) -> tuple:
+    """Our own redis-server on a free loopback port (no persistence), stopped by PID at the end."""
+    import shutil
+    import socket
+    binary = shutil.which("redis-server") or next((b for b in REDIS_BINARIES if os.path.exists(b)), None)
+    if not binary:
+        raise SystemExit("redis-server is not installed: run bash scripts/install-brokers.sh")
+    port = free_port(0)
+    log = open(logdir / f"redis-{port}.log", "wb")
+    proc = popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--dir", str(logdir), "--loglevel", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + start_timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            kill(proc)
+            forget(proc)
+            raise SystemExit(f"redis-server did not start on port {port} (see {logdir})")
+        time.sleep(0.02)
+    return proc, port
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Pin (or unpin) every thread of a running process."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
+def run_broker(tools: Tools, clients: int, size: int, args: argparse.Namespace, logdir: Path,
+               redis, redis_port: int, workers: int) -> dict:
+    """pubsock under `python -m pubsock` with the Redis broker: one worker pinned to the server CPU (Redis
+    pinned there too), or N workers (SO_REUSEPORT) floating over all CPUs with Redis."""
+    label = f"{workers} worker{'s' if workers > 1 else ''} + redis"
+    pinned = workers == 1 and tools.taskset is not None
+    res: dict = {"server": "pubsock", "variant": label, "workers": workers, "broker": "redis",
+                 "server_pinned": pinned, "clients": clients, "size": size, "seconds": args.seconds,
+                 "status": "ok", "compress": False, "loadavg_before": loadavg()}
+    port = free_port(args.port)
+    res["port"] = port
+    tag = f"pubsock-w{workers}-redis-c{clients}-s{size}"
+    server_log = logdir / f"{tag}.server.log"
+    client_log = logdir / f"{tag}.client.log"
+    res["logs"] = [str(server_log), str(client_log), str(logdir / f"redis-{redis_port}.log")]
+    cmd = [tools.python, "-u", "-m", "pubsock", "pubsock_app:app", "--app-dir", str(SERVERS_DIR),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+           "--broker", f"redis://127.0.0.1:{redis_port}/0?channel_prefix=bench-{tag}:"]
+    all_cpus = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+    if pinned:
+        cmd = tools.pinned(cmd, args.server_cpu)
+        set_affinity(redis.pid, {int(c) for c in args.server_cpu.split(",")})
+    else:
+        set_affinity(redis.pid, all_cpus)
+    res["redis_cpus"] = sorted(os.sched_getaffinity(redis.pid))
+    with server_process(cmd, env=tools.pubsock_env, port=port, log=server_log, start_timeout=args.start_timeout,
+                        res=res) as srv:
+        if srv is None:
+            return res
+        deadline = time.monotonic() + args.start_timeout
+        while listeners(port) < workers and time.monotonic() < deadline and srv.poll() is None:
+            time.sleep(0.05)
+        res["listeners"] = listeners(port)
+        if res["listeners"] < workers:
+            res.update(status="failed", reason=f"{res['listeners']} of {workers} workers listening",
+                       server_log_tail=tail(server_log))
+            return res
+        time.sleep(0.2)
+        res["server_pids"] = tree_pids(srv.pid)
+
+        def server_cpu() -> float | None:  # supervisor + workers + redis
+            return tree_cpu_seconds([srv.pid, redis.pid])
+
+        _measure(tools, srv, res, port, clients, size, args, client_log, server_log,
+                 client_extra=["--ready-sync"], server_cpu=server_cpu)
+        rss = [peak_rss_kib(p) for p in tree_pids(srv.pid)]
+        res["server_peak_rss_kib"] = sum(r for r in rss if r) or None  # supervisor + workers (not redis)
+    return res
+
+
+def scaleout_table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int, workers: int,
+                   server_cpu: str, pinned: bool) -> str:
+    out = [f"\n== scale-out: {clients} clients, {size_label(size)}, {seconds} samples of 1 s "
+           f"(deliveries per round {clients * 1600 * clients:,}, {tick_ms} ms tick) =="]
+    head = (f"{'pubsock':<22} {'placement':<26} {'deliveries/s':>13} {'CPU-s/M':>8} {'srv CPU':>8} "
+            f"{'RSS':>10} {'cli CPU':>8} {'rounds':>6}")
+    out += [head, "-" * len(head)]
+    where = f"CPU {server_cpu}" if pinned else "unpinned"
+    for key, r in zip("abc", runs):
+        if r.get("workers", 0) > 1:
+            place = "floating, all CPUs"
+        else:
+            place = f"{where}{' (+redis)' if r.get('broker') else ''}"
+        rss = r.get("server_peak_rss_kib")
+        line = (f"({key}) {r.get('variant', '1 process, no broker'):<18} {place:<26} "
+                f"{_fmt_rate(r.get('deliveries_per_s')):>13} {_fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} "
+                f"{_fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} {_fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} "
+                f"{_fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} {_fmt(r.get('rounds_completed'), 'd'):>6}")
+        if r["status"] != "ok":
+            line += f"  {r['status'].upper()}: {r.get('reason')}"
+        out.append(line)
+
+    def ratio(x: dict, y: dict, key: str) -> str:
+        a, b = x.get(key), y.get(key)
+        ok = x["status"] == "ok" and y["status"] == "ok" and a and b
+        return f"{a / b:.2f}x" if ok else "-"
+
+    a, b, c = (runs + [{"status": "missing"}] * 3)[:3]
+    out.append(f"(b)/(a) deliveries/s {ratio(b, a, 'deliveries_per_s')}, CPU-s/M {ratio(b, a, 'server_cpu_s_per_M')}"
+               f"   (the broker's cost on one core)")
+    out.append(f"(c)/(b) deliveries/s {ratio(c, b, 'deliveries_per_s')}, CPU-s/M {ratio(c, b, 'server_cpu_s_per_M')}"
+               f"   ({workers} workers vs 1, both with redis)")
+    out.append(f"srv CPU = supervisor + workers + redis-server (from /proc/PID/stat of each process; 100 % = one "
+               f"core); RSS = peak of pubsock's processes (not redis). (c): the {workers} workers and redis are "
+               f"NOT pinned, they float over all CPUs; the client stays pinned to its CPU, so on a 2-core machine it "
+               f"competes with the workers for CPU time and (c)/(b) understates what {workers} free cores give.")
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -258,7 +401,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stall-timeout", type=float, default=10.0, help="fail a run with no delivery for this long")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
     p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="scale-out mode (needs --broker redis): pubsock only, (a) one process without a broker, "
+                        "(b) one worker with redis, (c) --workers N with redis (python -m pubsock, SO_REUSEPORT)")
+    p.add_argument("--broker", choices=["redis"],
+                   help="scale-out mode: start our own redis-server on a free loopback port for the run")
     args = p.parse_args(argv)
+    if bool(args.workers) != bool(args.broker):
+        p.error("--workers N and --broker redis go together (the scale-out mode)")
+    if args.workers and args.workers < 2:
+        p.error("--workers must be at least 2 (the mode runs 1 worker as well)")
+    if args.workers and args.compress:
+        p.error("the scale-out mode has no --compress variant")
 
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     for s in servers:
@@ -297,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
 
     all_runs: list[dict] = []
     tables: list[str] = []
+    if args.workers:
+        return scaleout_main(tools, args, logdir, meta)
     for clients in args.clients:
         for size in args.size:
             runs = []
@@ -322,6 +478,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nresults written to {args.json}")
     ok = any(r["status"] == "ok" for r in all_runs)
     return 0 if ok else 1
+
+
+def scaleout_main(tools: Tools, args: argparse.Namespace, logdir: Path, meta: dict) -> int:
+    if args.servers != DEFAULT_SERVERS:
+        print("scale-out mode: pubsock only (--servers ignored)", flush=True)
+    print(f"scale-out mode: (a) pubsock_server.py, one process, no broker; (b) python -m pubsock, 1 worker, "
+          f"redis; (c) python -m pubsock --workers {args.workers}, redis. "
+          + (f"(a) and (b) pinned to CPU {args.server_cpu} (redis too in (b)); (c)'s workers and redis are not "
+             f"pinned (they float over all CPUs); the client stays on CPU {args.client_cpu} and competes with them."
+             if tools.taskset else "nothing pinned (--no-pin or no taskset)"), flush=True)
+    redis, redis_port = start_redis(logdir, args.start_timeout)
+    meta["redis"] = {"port": redis_port, "pid": redis.pid}
+    print(f"redis-server pid {redis.pid} on 127.0.0.1:{redis_port}", flush=True)
+    all_runs: list[dict] = []
+    try:
+        for clients in args.clients:
+            for size in args.size:
+                runs = []
+                for key, workers in (("a", 0), ("b", 1), ("c", args.workers)):
+                    name = "1 process, no broker" if not workers else f"{workers} worker(s) + redis"
+                    print(f"-- ({key}) pubsock {name}: {clients} clients, size {size} ...", end=" ", flush=True)
+                    if workers:
+                        r = run_broker(tools, clients, size, args, logdir, redis, redis_port, workers)
+                    else:
+                        r = run_one(tools, "pubsock", clients, size, args, logdir)
+                        r.update(variant="1 process, no broker", workers=0, broker=None,
+                                 server_pinned=tools.taskset is not None)
+                    runs.append(r)
+                    all_runs.append(r)
+                    if r["status"] == "ok":
+                        print(f"{_fmt_rate(r.get('deliveries_per_s'))} deliveries/s "
+                              f"(samples {[round(x / 1e6, 3) for x in r.get('samples', [])]} M)", flush=True)
+                    else:
+                        print(f"{r['status']}: {r.get('reason')}", flush=True)
+                        for k in ("server_log_tail", "client_log_tail"):
+                            if r.get(k):
+                                print("   | " + r[k].replace("\n", "\n   | "), flush=True)
+                    time.sleep(args.pause)
+                print(scaleout_table(runs, clients, size, args.seconds, args.tick_ms, args.workers,
+                                     args.server_cpu, tools.taskset is not None), flush=True)
+    finally:
+        kill(redis)
+        forget(redis)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "runs": all_runs}, indent=2) + "\n")
+        print(f"\nresults written to {args.json}")
+    return 0 if all(r["status"] == "ok" for r in all_runs) else 1
 
 
 if __name__ == "__main__":
