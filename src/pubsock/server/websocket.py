@@ -433,6 +433,10 @@ class ServerWebSocket(asyncio.Protocol):
             else:
                 assert isinstance(event, ProtocolError)
                 self._fail(event.code, event.reason)
+        # Uncork: what the handlers sent this socket in answer to this read goes out now, in one
+        # write, as uWebSockets does after a data callback. Frames queued for other sockets
+        # still wait for the end of the loop iteration, so a fan-out stays one write per socket.
+        self._outbox.flush()
 
     def _peer_closed(self, code: int, reason: str) -> None:
         if self._state == OPEN:
