@@ -13,6 +13,7 @@ Notes on zlib:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import zlib
@@ -171,8 +172,15 @@ class DeflateOptions:
         return cls(COMPRESSOR_PRESETS[compress], DECOMPRESSOR_PRESETS[decompress])
 
     def codecs(self, params: DeflateParams) -> tuple[Compressor, Decompressor]:
-        """The server side's compressor and decompressor for a negotiated connection."""
-        compressor = Compressor(params, "server", mem_level=self.compressor.mem_level)
+        """The server side's compressor and decompressor for a negotiated connection.
+
+        Without server context takeover the compressor keeps no state (it compresses on the stream shared
+        by its key), so connections with the same parameters get the same one.
+        """
+        if params.server_no_context_takeover:
+            compressor = _stateless_compressor(params, self.compressor.mem_level)
+        else:
+            compressor = Compressor(params, "server", mem_level=self.compressor.mem_level)
         return compressor, Decompressor(params, "server")
 
 
@@ -198,6 +206,8 @@ Params = dict[str, str | None]
 
 def _split(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quoted strings."""
+    if '"' not in text:  # nothing quoted (every browser's offer): the plain split is the same
+        return text.split(sep)
     parts: list[str] = []
     start = 0
     quoted = escaped = False
@@ -277,6 +287,12 @@ def negotiate_server(
         permessage-deflate offer, or None to continue without compression.
     """
     header = offers if isinstance(offers, str) else ",".join(offers)
+    return _negotiate_server(options, header)
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiate_server(options: DeflateOptions, header: str) -> tuple[str, DeflateParams] | None:
+    """`negotiate_server` for one header value; cached, as clients send the same few offers over and over."""
     for name, params in _parse_extensions(header):
         if name == EXTENSION:
             answer = _answer(options, params)
@@ -464,6 +480,11 @@ def _shared_stream(key: ShareKey) -> zlib._Compress:
     return stream
 
 
+@functools.lru_cache(maxsize=64)
+def _stateless_compressor(params: DeflateParams, mem_level: int) -> Compressor:
+    return Compressor(params, "server", mem_level=mem_level)
+
+
 class Compressor:
     """Compresses the messages one side sends, as RFC 7692 payloads (RSV1 frames)."""
 
@@ -517,7 +538,7 @@ class Decompressor:
     def __init__(self, params: DeflateParams, role: Role) -> None:
         """Raises ValueError for a bad role."""
         bits, self._reset = _role_params(params, role, local=False)
-        self._wbits = -max(9, bits)
+        self._wbits = max(9, bits)  # (a small int, shared; -bits would be a new int object per socket)
         self._inflater: zlib._Decompress | None = None
 
     def decompress(self, fragment: bytes | bytearray | memoryview, fin: bool, limit: int) -> bytes:
@@ -534,7 +555,7 @@ class Decompressor:
         """
         inflater = self._inflater
         if inflater is None:
-            inflater = self._inflater = zlib.decompressobj(self._wbits)
+            inflater = self._inflater = zlib.decompressobj(-self._wbits)
         if inflater.eof:  # a final block ended the data; ignore the padding after it
             output = b""
         else:
