@@ -40,7 +40,7 @@ cdef class FrameReader:
     @cython.locals(opcode=int, limit=Py_ssize_t)
     cdef object _check_header(self, int b0, int b1, Py_ssize_t length)
 
-    @cython.locals(opcode=int, fin=int, text=bint)
+    @cython.locals(opcode=int, fin=int, text=bint, parts=list)
     cdef object _frame(self, int b0, bytes payload)
 
     cdef object _finish_text(self, bytes payload)

@@ -111,8 +111,9 @@ class FrameReader:
         self._frag_compressed = False
         self._frag_size = 0
         self._frag_count = 0
-        self._frag_parts: list[bytes] = []
-        self._frag_text: list[str] = []
+        # created by the first fragment of a fragmented message (most sockets never get one)
+        self._frag_parts: list[bytes] | None = None
+        self._frag_text: list[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self.bytes_received = 0
         self.messages_received = 0
@@ -179,8 +180,8 @@ class FrameReader:
     def _fail(self) -> None:
         self._done = True
         self._buffer = b""
-        self._frag_parts = []
-        self._frag_text = []
+        self._frag_parts = None
+        self._frag_text = None
         self._decoder = None
 
     def _check_header(self, b0: int, b1: int, length: int) -> ProtocolError | None:
@@ -261,8 +262,9 @@ class FrameReader:
             # Text never fills _frag_parts, so its last fragment took the path above: this is not it.
             if self._decoder is None:
                 self._decoder = _utf8_incremental()
+                self._frag_text = []
             try:
-                self._frag_text.append(self._decoder.decode(payload, False))
+                self._frag_text.append(self._decoder.decode(payload, False))  # type: ignore[union-attr]
             except UnicodeDecodeError:
                 self._fail()
                 return ProtocolError(1007, "Received invalid UTF-8")
@@ -273,11 +275,14 @@ class FrameReader:
                 self._fail()
                 return ProtocolError(1007, "Received invalid UTF-8")
             return None
-        self._frag_parts.append(payload)
+        parts = self._frag_parts
+        if parts is None:
+            parts = self._frag_parts = []
+        parts.append(payload)
         if not fin:
             return None
-        message = b"".join(self._frag_parts)
-        self._frag_parts = []
+        message = b"".join(parts)
+        self._frag_parts = None
         self._frag_opcode = 0
         self._frag_size = 0
         self._frag_count = 0
@@ -285,14 +290,14 @@ class FrameReader:
 
     def _finish_text(self, payload: bytes) -> Event:
         """Complete a fragmented text message with its last fragment."""
-        assert self._decoder is not None
+        assert self._decoder is not None and self._frag_text is not None
         try:
             self._frag_text.append(self._decoder.decode(payload, True))
         except UnicodeDecodeError:
             self._fail()
             return ProtocolError(1007, "Received invalid UTF-8")
         message = "".join(self._frag_text)
-        self._frag_text = []
+        self._frag_text = None
         self._decoder = None
         return message
 
