@@ -1,6 +1,7 @@
 # Cython declarations for _topics_py.py, compiled as _topics_c (pure-Python mode).
 cimport cython
 
+cdef dict _NO_TOPICS
 
 
 
@@ -23,7 +24,7 @@ cdef class Outbox:
     cdef bint _must_drop(self)
     cpdef void queue(self, bytes data)
     cpdef void push_control(self, bytes frame)
-    @cython.locals(hub=Hub)
+    @cython.locals(hub=Hub, frames=list)
     cdef void _append(self, bytes frame)
     @cython.locals(frames=list)
     cpdef void flush(self)
@@ -43,7 +44,7 @@ cdef class Hub:
 
     @cython.locals(dirty=list, outbox=Outbox)
     cpdef void flush(self)
-    @cython.locals(subscribers=dict)
+    @cython.locals(subscribers=dict, topics=dict)
     cpdef bint subscribe(self, Outbox outbox, str topic)
     @cython.locals(subscribers=dict)
     cpdef bint unsubscribe(self, Outbox outbox, str topic)

@@ -18,6 +18,9 @@ from ..protocol.deflate import compress_shared
 from ..protocol.frames import build_frame
 
 BIG_MESSAGE = 16384  # frames this large are written at once instead of waiting for the flush
+# Every outbox's ``topics`` until its first subscribe (most of a socket's life, for many): one shared empty
+# dict instead of one per socket. Only ``Hub.subscribe`` adds topics, and it gives the outbox its own dict.
+_NO_TOPICS: dict[str, None] = {}
 
 
 class Outbox:
@@ -25,7 +28,9 @@ class Outbox:
 
     ``transport`` is an ``asyncio.WriteTransport``; ``owner`` is the socket object,
     told through ``owner._over_limit()`` when a frame was dropped with
-    ``close_on_limit`` set.
+    ``close_on_limit`` set. ``frames`` is None while nothing is queued, and
+    ``topics`` a shared empty dict until the first subscribe (an idle socket
+    keeps neither a list nor a dict of its own); only ``Hub`` changes ``topics``.
     """
 
     def __init__(self, hub: Hub, transport: Any, owner: Any, limit: int, close_on_limit: bool) -> None:
@@ -34,12 +39,12 @@ class Outbox:
         self.owner = owner
         self.limit = limit
         self.close_on_limit = close_on_limit
-        self.frames: list[bytes] = []
+        self.frames: list[bytes] | None = None
         self.size = 0
         self.backlog = 0
         self.paused = False
         self.closed = False
-        self.topics: dict[str, None] = {}
+        self.topics: dict[str, None] = _NO_TOPICS
         self.compressor: Any = None  # the socket's permessage-deflate Compressor, if negotiated
 
     @property
@@ -92,13 +97,18 @@ class Outbox:
             self.flush()
 
     def _append(self, frame: bytes) -> None:
-        if not self.frames:
+        frames = self.frames
+        if not frames:
             hub = self.hub
             hub.dirty.append(self)
             if not hub.scheduled:
                 hub.scheduled = True
                 hub.schedule(hub.flush)
-        self.frames.append(frame)
+            if frames is None:
+                self.frames = [frame]
+                self.size += len(frame)
+                return
+        frames.append(frame)
         self.size += len(frame)
 
     def flush(self) -> None:
@@ -106,7 +116,7 @@ class Outbox:
         frames = self.frames
         if not frames:
             return
-        self.frames = []
+        self.frames = None
         self.size = 0
         if len(frames) == 1:
             self.transport.write(frames[0])
@@ -161,8 +171,11 @@ class Hub:
         """Add ``outbox`` to ``topic``; False when it is closed."""
         if outbox.closed:
             return False
-        if topic not in outbox.topics:
-            outbox.topics[topic] = None
+        topics = outbox.topics
+        if topic not in topics:
+            if topics is _NO_TOPICS:
+                topics = outbox.topics = {}
+            topics[topic] = None
             subscribers = self.topics.get(topic)
             if subscribers is None:
                 subscribers = self.topics[topic] = {}
