@@ -283,3 +283,64 @@ def test_the_pubsock_script_and_version() -> None:
     assert script.exists(), "pip install -e . installs the pubsock script ([project.scripts])"
     answer = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
     assert answer.returncode == 0 and answer.stdout.strip() == f"pubsock {pubsock.__version__}"
+
+
+# ASGI, metrics and close timeout flags ---------------------------------------------------------
+
+ASGI_SOURCE = """
+async def asgi(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"from asgi"})
+"""
+
+
+def test_asgi_flag_names_the_app_itself_and_makes_the_positional_app_optional(tmp_path: Path) -> None:
+    name = write_module(tmp_path, ASGI_SOURCE)
+    args = cli.parse_args(["--asgi", f"{name}:asgi", "--app-dir", str(tmp_path), "--metrics-path", "/metrics", "--close-timeout", "2.5"])
+    options = cli.resolve_options(args, {})
+    module = sys.modules[name]
+    assert options == {"asgi": module.asgi, "metrics_path": "/metrics", "close_timeout": 2.5}
+    command = " ".join(cli.worker_command(args, {"port": 8000}))
+    assert f"--asgi {name}:asgi" in command and "--metrics-path /metrics" in command and "--close-timeout 2.5" in command
+    assert "-m pubsock --workers" in command  # no positional app to repeat
+
+
+def test_the_environment_mirrors_the_new_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBSOCK_ASGI", "m:asgi")
+    monkeypatch.setenv("PUBSOCK_METRICS_PATH", "/m")
+    monkeypatch.setenv("PUBSOCK_CLOSE_TIMEOUT", "3")
+    args = cli.parse_args([])
+    assert (args.asgi, args.metrics_path, args.close_timeout) == ("m:asgi", "/m", 3.0)
+
+
+@pytest.mark.timeout(30)
+def test_an_asgi_only_process_answers_http(tmp_path: Path) -> None:
+    name = write_module(tmp_path, ASGI_SOURCE)
+    port = _free_port()
+    command = [sys.executable, "-m", "pubsock", "--asgi", f"{name}:asgi", "--app-dir", str(tmp_path), "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    answer = b""
+                    while chunk := sock.recv(4096):
+                        answer += chunk
+                break
+            except OSError:
+                assert time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "no listener"
+                time.sleep(0.1)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"from asgi")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()

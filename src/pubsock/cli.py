@@ -117,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("APP_DIR") or ".",
         help="directory put first on sys.path to import the app (default: the current directory) [PUBSOCK_APP_DIR]",
     )
+    parser.add_argument(
+        "--asgi",
+        default=_env("ASGI"),
+        help="module:attr naming an ASGI 3 app that answers what fetch leaves (the positional app is then "
+        "optional) [PUBSOCK_ASGI]",
+    )
+    parser.add_argument(
+        "--metrics-path",
+        default=_env("METRICS_PATH"),
+        help="answer Prometheus text on this path, e.g. /metrics [PUBSOCK_METRICS_PATH]",
+    )
+    parser.add_argument(
+        "--close-timeout",
+        type=float,
+        default=_env("CLOSE_TIMEOUT"),
+        help="seconds a peer gets to finish the close handshake, and stop's grace period [PUBSOCK_CLOSE_TIMEOUT]",
+    )
     parser.add_argument("--version", action="version", version=f"pubsock {__version__}")
     return parser
 
@@ -125,8 +142,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (and the PUBSOCK_* environment). Exits with status 2 on a usage error."""
     parser = build_parser()
     args = parser.parse_args(argv)  # string defaults from the environment go through ``type`` too
-    if args.app is None:
-        parser.error("the app is required: python -m pubsock module:attr (or PUBSOCK_APP)")
+    if args.app is None and args.asgi is None:
+        parser.error("the app is required: python -m pubsock module:attr (or PUBSOCK_APP, or --asgi module:attr)")
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -144,11 +161,11 @@ def _server_options() -> tuple[str, ...]:
     return tuple(name for name in parameters if name != "self")
 
 
-def load_app(spec: str, app_dir: str = ".") -> dict[str, Any]:
-    """Import ``module:attr`` and return the ``Server`` keyword arguments it describes.
+def import_object(spec: str, app_dir: str = ".") -> Any:
+    """Import ``module:attr`` (attr defaults to ``app``) with ``app_dir`` first on ``sys.path``.
 
     Raises:
-        UsageError: the module or attribute is missing, or the object is not an app.
+        UsageError: the module or attribute is missing.
     """
     module_name, _, attr = spec.partition(":")
     if not module_name:
@@ -168,6 +185,16 @@ def load_app(spec: str, app_dir: str = ".") -> dict[str, Any]:
             target = getattr(target, part)
         except AttributeError:
             raise UsageError(f"{module_name!r} has no attribute {attr or 'app'!r}") from None
+    return target
+
+
+def load_app(spec: str, app_dir: str = ".") -> dict[str, Any]:
+    """Import ``module:attr`` and return the ``Server`` keyword arguments it describes.
+
+    Raises:
+        UsageError: the module or attribute is missing, or the object is not an app.
+    """
+    target = import_object(spec, app_dir)
     if not isinstance(target, Mapping) and not hasattr(target, "fetch") and callable(target):
         try:
             inspect.signature(target).bind()
@@ -210,6 +237,12 @@ def resolve_options(args: argparse.Namespace, app: dict[str, Any]) -> dict[str, 
         options["reuse_port"] = True
     if args.ssl_certfile:
         options["tls"] = {"certfile": args.ssl_certfile, **({"keyfile": args.ssl_keyfile} if args.ssl_keyfile else {})}
+    if args.asgi is not None:
+        options["asgi"] = import_object(args.asgi, args.app_dir)  # the app itself: never called as a factory
+    if args.metrics_path is not None:
+        options["metrics_path"] = args.metrics_path
+    if args.close_timeout is not None:
+        options["close_timeout"] = args.close_timeout
     return options
 
 
@@ -488,7 +521,7 @@ def _exit_text(code: int) -> str:
 
 def worker_command(args: argparse.Namespace, options: dict[str, Any]) -> list[str]:
     """The command line of one worker: this one, resolved, with one process and SO_REUSEPORT."""
-    command = [sys.executable, "-m", "pubsock", args.app, "--workers", "1", "--reuse-port"]
+    command = [sys.executable, "-m", "pubsock", *([args.app] if args.app else []), "--workers", "1", "--reuse-port"]
     command += ["--host", str(options.get("hostname", "127.0.0.1")), "--port", str(options.get("port", 3000))]
     command += ["--log-level", args.log_level, "--app-dir", os.path.abspath(args.app_dir)]
     if isinstance(options.get("broker"), str):
@@ -497,6 +530,9 @@ def worker_command(args: argparse.Namespace, options: dict[str, Any]) -> list[st
         command += ["--ssl-certfile", args.ssl_certfile]
     if args.ssl_keyfile:
         command += ["--ssl-keyfile", args.ssl_keyfile]
+    for flag, value in (("--asgi", args.asgi), ("--metrics-path", args.metrics_path), ("--close-timeout", args.close_timeout)):
+        if value is not None:
+            command += [flag, str(value)]
     return command
 
 
@@ -508,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     try:
-        options = resolve_options(args, load_app(args.app, args.app_dir))
+        options = resolve_options(args, load_app(args.app, args.app_dir) if args.app else {})
         if args.workers > 1:
             if options.get("broker") is None:
                 raise UsageError(
