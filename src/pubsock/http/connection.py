@@ -62,7 +62,7 @@ class HttpConnection(asyncio.Protocol):
         self.server_host = f"{server.hostname}:{server.port}"
         self.transport: asyncio.Transport | None = None
         self.remote_address: str | None = None
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._requests: collections.deque[Request] = collections.deque()
         self._current: Request | None = None
         self._pending = bytearray()
@@ -129,8 +129,10 @@ class HttpConnection(asyncio.Protocol):
     # parsing -----------------------------------------------------------------------------------
 
     def _parse(self, data: bytes) -> None:
+        parser = self._parser
+        assert parser is not None  # (None only once upgraded, and nothing is parsed then)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._upgrade_tail = data[upgrade.args[0] :]
         except httptools.HttpParserCallbackError as error:
@@ -203,6 +205,7 @@ class HttpConnection(asyncio.Protocol):
             self._in_body = False
             self._cancel_timer()
         parser = self._parser
+        assert parser is not None
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),
@@ -364,6 +367,10 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_tail = None
         self._pending = bytearray()
         self.server._connection_closed(self)
+        # Drop the references back to this object (the parser holds its bound methods, the request is
+        # answered): without the cycles it is freed as soon as the upgrade returns, not by the cyclic GC.
+        self._parser = None
+        self._current = None
         return tail
 
     def answer_directly(self, request: Request, message: bytes) -> None:
@@ -442,7 +449,9 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         timeout = self.server.request_timeout
         if timeout:
-            self._timer = asyncio.get_running_loop().call_later(timeout, self._timed_out)
+            # the server's loop (asyncio.get_running_loop() costs a getpid() system call)
+            loop = self.server._loop or asyncio.get_running_loop()
+            self._timer = loop.call_later(timeout, self._timed_out)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
