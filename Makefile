@@ -54,6 +54,13 @@ test: typecheck test-unit test-pure fuzz-smoke test-autobahn docs
 test-full: build
 	$(PY) scripts/autobahn.py server --full
 	$(PY) scripts/autobahn.py client --full
+	$(MAKE) soak
+
+# Soak (issue 7): 1,000 clients publishing, reconnecting, reading slowly and vanishing for 3 minutes (under 5 in all);
+# checks delivery to healthy clients, no handler error, the server's RSS back to its baseline. tests/soak/soak.py.
+.PHONY: soak
+soak: build
+	$(PY) tests/soak/soak.py --clients 1000 --seconds 180
 
 bench: build
 	bash bench/chat/setup.sh
