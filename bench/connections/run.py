@@ -34,8 +34,10 @@ and the ratios pubsock/peer for both (< 1 = pubsock cheaper).
 Memory figures are stable from run to run and do not depend on other load on the machine. CPU figures do:
 on a shared machine, take several runs (--repeat) and look at the spread.
 
-Servers (bench/connections/servers/): pubsock (uvloop), pubsock-asyncio (the standard loop), websockets
-(uvloop), bun (Bun.serve). None of them has an idle timeout or keepalive pings. Everything started is stopped
+Servers (bench/connections/servers/): pubsock (uvloop), pubsock-asyncio (the standard loop), pubsock-base
+(the same server on another pubsock tree given by --base-src: before/after comparisons in one run), websockets
+(uvloop), bun (Bun.serve), and floor: not a WebSocket server but a bare uvloop Protocol that answers the
+handshake with a canned 101 (bytes.find for the key), the floor for any Python server on uvloop. None of them has an idle timeout or keepalive pings. Everything started is stopped
 by PID on exit. Loopback only. The file-descriptor limit is raised to the hard limit (`ulimit -Hn`) for
 the runner and its children; it must exceed N plus a margin.
 Setup: bash bench/chat/setup.sh (Bun, websockets, uvloop; shared with the chat benchmark).
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import queue
 import resource
@@ -67,7 +70,7 @@ from common import BaseTools, cpu_seconds, fmt, free_port, install_cleanup, load
 SERVERS_DIR = HERE / "servers"
 CLIENT = HERE / "client.py"
 CLIENT_JS = HERE / "idle-client.mjs"
-ALL_SERVERS = ["pubsock", "pubsock-asyncio", "websockets", "bun"]
+ALL_SERVERS = ["pubsock", "pubsock-asyncio", "pubsock-base", "websockets", "bun", "floor"]
 DEFAULT_SERVERS = "pubsock,websockets,bun"
 
 
@@ -122,6 +125,13 @@ class Tools(BaseTools):
         if self.client == "auto":
             self.client = "bun" if self.bun else "python"
         self.python_client = args.python
+        self.base_src = args.base_src
+
+    def base_env(self) -> dict:
+        """pubsock-base: the same server script on another source tree (its src/ first on PYTHONPATH)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (self.base_src, os.environ.get("PYTHONPATH", "")) if p)
+        return env
 
     def client_cmd(self) -> list[str]:
         if self.client == "bun":
@@ -135,10 +145,16 @@ class Tools(BaseTools):
         py = [self.python, "-u"]
         if name == "pubsock":
             return py + [str(SERVERS_DIR / "pubsock_server.py")], self.pubsock_env, None
+        if name == "pubsock-base":
+            if not self.base_src:
+                return None, None, "pubsock-base needs --base-src DIR (another tree's src/, extensions built)"
+            return py + [str(SERVERS_DIR / "pubsock_server.py")], self.base_env(), None
         if name == "pubsock-asyncio":
             return py + [str(SERVERS_DIR / "pubsock_server.py"), "--loop", "asyncio"], self.pubsock_env, None
         if name == "websockets":
             return py + [str(SERVERS_DIR / "websockets_server.py")], None, None
+        if name == "floor":
+            return py + [str(SERVERS_DIR / "floor_server.py")], None, None
         if name == "bun":
             if not self.bun:
                 return None, None, "bun is not installed (bash bench/chat/setup.sh)"
@@ -345,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subscribe", action="store_true", help="each socket subscribes to one topic in open")
     p.add_argument("--client", choices=["auto", "bun", "python"], default="auto",
                    help="the client: idle-client.mjs under Bun (auto, when installed) or client.py (uvloop)")
+    p.add_argument("--base-src", metavar="DIR",
+                   help="for the server pubsock-base: another pubsock tree's src/ (e.g. an earlier commit, from "
+                        "git archive, with build_ext --inplace), run beside the current one to compare them")
     p.add_argument("--repeat", type=int, default=1, help="runs per server (medians are reported)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds idle before each RSS reading")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
@@ -408,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "when": _dt.datetime.now().isoformat(timespec="seconds"), "versions": versions,
-            "machine": {"platform": platform.platform(), "cpus": common.os.cpu_count()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "args": vars(args), "rows": rows, "runs": runs}, indent=1))
     return 0 if all(r["status"] in ("ok", "skipped") for r in runs) else 1
 
