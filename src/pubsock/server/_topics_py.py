@@ -18,6 +18,9 @@ from ..protocol.deflate import compress_shared
 from ..protocol.frames import build_frame
 
 BIG_MESSAGE = 16384  # frames this large are written at once instead of waiting for the flush
+# A queue this large is written at once too, as uWS drains a subscriber's queue early: a burst of publishes
+# then reaches the kernel (and the reader on another core) while the iteration is still producing it.
+EARLY_FLUSH = 262144
 # Every outbox's ``topics`` until its first subscribe (most of a socket's life, for many): one shared empty
 # dict instead of one per socket. Only ``Hub.subscribe`` adds topics, and it gives the outbox its own dict.
 _NO_TOPICS: dict[str, None] = {}
@@ -110,6 +113,8 @@ class Outbox:
                 return
         frames.append(frame)
         self.size += len(frame)
+        if self.size >= EARLY_FLUSH:
+            self.flush()
 
     def flush(self) -> None:
         """Write every queued frame in one ``transport.write``."""
