@@ -57,7 +57,7 @@ test-full: build
 	$(MAKE) soak
 
 # Soak (issue 7): 1,000 clients publishing, reconnecting, reading slowly and vanishing for 3 minutes (under 5 in all);
-# checks delivery to healthy clients, no handler error, the server's RSS back to its baseline. tests/soak/soak.py.
+# checks delivery to healthy clients, no handler error, Python's memory and the server's RSS (less allocator caches) back to their baseline. tests/soak/soak.py.
 .PHONY: soak
 soak: build
 	$(PY) tests/soak/soak.py --clients 1000 --seconds 180
