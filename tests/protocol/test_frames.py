@@ -212,12 +212,32 @@ def test_apply_mask_accepts_bytearray(frames: ModuleType) -> None:
     assert frames.apply_mask(bytearray(b"x" * 100), MASK) == naive_mask(b"x" * 100, MASK)
 
 
-@pytest.mark.parametrize("size", [0, 1, 5, 64, 65])
-def test_apply_mask_short_input_loop(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    # The compiled build XORs short inputs byte by byte; run that branch of the source too.
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 64, 65, 1000])
+def test_apply_mask_compiled_branch_in_source(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    # The compiled build XORs in a C loop (_xor_copy); run that branch of the source too.
     monkeypatch.setattr(_frames_py, "_COMPILED", True)
-    data = bytes(range(size))
+    data = bytes(range(size % 256)) * (size // 256 + 1)
+    data = data[:size]
     assert _frames_py.apply_mask(data, MASK) == naive_mask(data, MASK)
+    assert _frames_py.apply_mask(bytearray(data), MASK) == naive_mask(data, MASK)
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 1000])
+def test_reader_compiled_unmask_branch_in_source(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    # The compiled reader unmasks into a bytearray; every event still carries bytes or str.
+    monkeypatch.setattr(_frames_py, "_COMPILED", True)
+    text = "é" * (size // 2) + "a" * (size % 2)
+    data = bytes(range(256)) * (size // 256 + 1)
+    stream = (
+        frame(TEXT, text.encode(), mask=MASK)
+        + frame(BINARY, data[:size], mask=MASK)
+        + frame(BINARY, data[:size], fin=False, mask=MASK)
+        + frame(CONT, b"tail", mask=MASK)
+        + frame(PING, data[:size % 126], mask=MASK)
+    )
+    events = _frames_py.FrameReader(True, 1 << 20).feed(stream)
+    assert events == [text, data[:size], data[:size] + b"tail", Ping(data[: size % 126])]
+    assert [type(e) for e in events[1:3]] == [bytes, bytes] and type(events[3].data) is bytes
 
 
 @pytest.mark.parametrize(

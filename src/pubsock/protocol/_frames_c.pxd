@@ -4,8 +4,13 @@ cimport cython
 cdef bint _COMPILED
 cdef object _utf8_incremental
 
-@cython.locals(n=Py_ssize_t, i=Py_ssize_t, out=bytearray, repeated=bytes)
+@cython.locals(n=Py_ssize_t, repeated=bytes)
 cpdef bytes apply_mask(object data, bytes mask)
+
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, whole=Py_ssize_t, out=bytearray, data="const unsigned char *",
+               out_p="unsigned char *", m0="unsigned char", m1="unsigned char", m2="unsigned char",
+               m3="unsigned char")
+cdef bytearray _xor_copy(bytes src, Py_ssize_t start, Py_ssize_t end, bytes key, Py_ssize_t key_start)
 
 @cython.locals(b0=int, mask_bit=int, header=bytes)
 cpdef bytes frame_header(int opcode, Py_ssize_t length, bint fin=*, bint rsv1=*, object mask=*)
@@ -32,7 +37,7 @@ cdef class FrameReader:
     cdef public long long messages_received
 
     @cython.locals(events=list, buf=bytes, n=Py_ssize_t, pos=Py_ssize_t, b0=int, b1=int,
-                   length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=bytes)
+                   length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=object)
     cpdef list feed(self, bytes data)
 
     cdef void _fail(self)
@@ -41,9 +46,9 @@ cdef class FrameReader:
     cdef object _check_header(self, int b0, int b1, Py_ssize_t length)
 
     @cython.locals(opcode=int, fin=int, text=bint, parts=list)
-    cdef object _frame(self, int b0, bytes payload)
+    cdef object _frame(self, int b0, object payload)
 
-    cdef object _finish_text(self, bytes payload)
+    cdef object _finish_text(self, object payload)
 
     @cython.locals(code=int)
     cdef object _control(self, int opcode, bytes payload)
