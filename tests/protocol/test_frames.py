@@ -222,10 +222,13 @@ def test_apply_mask_compiled_branch_in_source(monkeypatch: pytest.MonkeyPatch, s
     assert _frames_py.apply_mask(bytearray(data), MASK) == naive_mask(data, MASK)
 
 
+@pytest.mark.parametrize("scratch_size", [8, 1 << 16])
 @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 1000])
-def test_reader_compiled_unmask_branch_in_source(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    # The compiled reader unmasks into a bytearray; every event still carries bytes or str.
+def test_reader_compiled_unmask_branch_in_source(monkeypatch: pytest.MonkeyPatch, size: int, scratch_size: int) -> None:
+    # The compiled reader unmasks into its scratch buffer (or, over its size, into a new bytearray);
+    # every event still carries bytes or str.
     monkeypatch.setattr(_frames_py, "_COMPILED", True)
+    monkeypatch.setattr(_frames_py, "SCRATCH_SIZE", scratch_size)
     text = "é" * (size // 2) + "a" * (size % 2)
     data = bytes(range(256)) * (size // 256 + 1)
     stream = (
@@ -238,6 +241,8 @@ def test_reader_compiled_unmask_branch_in_source(monkeypatch: pytest.MonkeyPatch
     events = _frames_py.FrameReader(True, 1 << 20).feed(stream)
     assert events == [text, data[:size], data[:size] + b"tail", Ping(data[: size % 126])]
     assert [type(e) for e in events[1:3]] == [bytes, bytes] and type(events[3].data) is bytes
+    bad = frame(TEXT, b"ok\xff" + b"a" * size, mask=MASK)
+    assert _frames_py.FrameReader(True, 1 << 20).feed(bad) == [BAD_UTF8]
 
 
 @pytest.mark.parametrize(

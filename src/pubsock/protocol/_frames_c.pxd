@@ -7,10 +7,16 @@ cdef object _utf8_incremental
 @cython.locals(n=Py_ssize_t, repeated=bytes)
 cpdef bytes apply_mask(object data, bytes mask)
 
-@cython.locals(n=Py_ssize_t, i=Py_ssize_t, whole=Py_ssize_t, out=bytearray, data="const unsigned char *",
-               out_p="unsigned char *", m0="unsigned char", m1="unsigned char", m2="unsigned char",
-               m3="unsigned char")
+@cython.locals(out=bytearray)
 cdef bytearray _xor_copy(bytes src, Py_ssize_t start, Py_ssize_t end, bytes key, Py_ssize_t key_start)
+
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, whole=Py_ssize_t, m0="unsigned char", m1="unsigned char",
+               m2="unsigned char", m3="unsigned char")
+cdef void _xor_into(unsigned char *out, const unsigned char *src, Py_ssize_t start, Py_ssize_t end,
+                    const unsigned char *key, Py_ssize_t key_start)
+
+cdef Py_ssize_t SCRATCH_SIZE
+cdef bytearray _SCRATCH
 
 @cython.locals(b0=int, mask_bit=int, header=bytes)
 cpdef bytes frame_header(int opcode, Py_ssize_t length, bint fin=*, bint rsv1=*, object mask=*)
@@ -37,7 +43,8 @@ cdef class FrameReader:
     cdef public long long messages_received
 
     @cython.locals(events=list, buf=bytes, n=Py_ssize_t, pos=Py_ssize_t, b0=int, b1=int,
-                   length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=object)
+                   length=Py_ssize_t, header=Py_ssize_t, end=Py_ssize_t, masked=int, payload=object,
+                   scratch="unsigned char *")
     cpdef list feed(self, bytes data)
 
     cdef void _fail(self)

@@ -50,27 +50,37 @@ def apply_mask(data: bytes | bytearray, mask: bytes) -> bytes:
 
 
 def _xor_copy(src: bytes, start: int, end: int, key: bytes, key_start: int) -> bytearray:
-    """Return ``src[start:end]`` XOR-ed with the 4 bytes of ``key`` at ``key_start``, in one copy.
+    """Return ``src[start:end]`` XOR-ed with the 4 bytes of ``key`` at ``key_start``, in one copy."""
+    out = bytearray(end - start)
+    _xor_into(out, src, start, end, key, key_start)
+    return out
 
-    Compiled only: ``data``, ``out_p`` are C pointers and ``m0``-``m3`` C bytes there, and the loop runs
-    four bytes a step. Uncompiled, ``apply_mask``'s big-integer XOR is faster.
+
+def _xor_into(out: bytearray, src: bytes, start: int, end: int, key: bytes, key_start: int) -> None:
+    """Write ``src[start:end]`` XOR-ed with the 4 bytes of ``key`` at ``key_start`` to the start of ``out``.
+
+    Compiled only: ``out``, ``src`` and ``key`` are C pointers there, and the loop runs four bytes a step.
+    Uncompiled, ``apply_mask``'s big-integer XOR is faster.
     """
     n = end - start
-    out = bytearray(n)
-    data = src
-    out_p = out
     m0, m1, m2, m3 = key[key_start], key[key_start + 1], key[key_start + 2], key[key_start + 3]
     whole = n & ~3
     i = 0
     while i < whole:
-        out_p[i] = data[start + i] ^ m0
-        out_p[i + 1] = data[start + i + 1] ^ m1
-        out_p[i + 2] = data[start + i + 2] ^ m2
-        out_p[i + 3] = data[start + i + 3] ^ m3
+        out[i] = src[start + i] ^ m0
+        out[i + 1] = src[start + i + 1] ^ m1
+        out[i + 2] = src[start + i + 2] ^ m2
+        out[i + 3] = src[start + i + 3] ^ m3
         i += 4
     for i in range(whole, n):
-        out_p[i] = data[start + i] ^ key[key_start + (i & 3)]
-    return out
+        out[i] = src[start + i] ^ key[key_start + (i & 3)]
+
+
+# The compiled reader unmasks payloads up to this size here, then copies them once into the message (bytes,
+# or str by decoding). One buffer serves every reader: between the unmasking and the copy there is no Python
+# code, no release of the GIL and no allocation of a GC-tracked object, so no other feed can run in between.
+SCRATCH_SIZE = 1 << 16
+_SCRATCH = bytearray(SCRATCH_SIZE)
 
 
 def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:
@@ -186,6 +196,21 @@ class FrameReader:
             payload: bytes | bytearray
             if not masked:
                 payload = buf[pos + header : end]
+            elif _COMPILED and length <= SCRATCH_SIZE:
+                scratch = _SCRATCH  # a C pointer when compiled: slicing it makes bytes, or a str by decoding
+                _xor_into(scratch, buf, pos + header, end, buf, pos + header - 4)
+                if b0 == 0x81:  # a whole text message, uncompressed: the common case, decoded straight
+                    pos = end
+                    self._frag_compressed = False  # (_check_header ruled out an unfinished message)
+                    try:
+                        events.append(scratch[:length].decode("utf-8"))
+                    except UnicodeDecodeError:
+                        events.append(ProtocolError(1007, "Received invalid UTF-8"))
+                        self._fail()
+                        return events
+                    self.messages_received += 1
+                    continue
+                payload = scratch[:length]
             elif _COMPILED:
                 payload = _xor_copy(buf, pos + header, end, buf, pos + header - 4)
             else:
