@@ -135,6 +135,28 @@ def test_push_queues_until_the_end_of_the_iteration(impl: ModuleType, hub: Any, 
     assert transport.writes == [text("a") + text("bc")]
 
 
+@pytest.mark.parametrize("message", ["", "a", "é" * 62 + "a", "x" * 126, "y" * 70_000])
+def test_push_text_queues_one_text_frame_of_the_utf8(impl: ModuleType, hub: Any, loop: Loop, message: str) -> None:
+    outbox, transport, _ = make_outbox(impl, hub)
+    size = len(message.encode())
+    assert outbox.push_text(message) == size
+    loop.run()
+    assert b"".join(transport.writes) == text(message)
+
+
+def test_push_text_answers_as_push_under_backpressure(impl: ModuleType, hub: Any, loop: Loop) -> None:
+    by_text, text_transport, _ = make_outbox(impl, hub, capacity=0, limit=100)
+    by_frame, frame_transport, _ = make_outbox(impl, hub, capacity=0, limit=100)
+    answers = []
+    for message in ["a" * 60, "b" * 30, "c" * 50, "d", "e" * 200]:
+        answers.append((by_text.push_text(message), by_frame.push(text(message), len(message))))
+        loop.run()
+    assert answers == [(60, 60), (-1, -1), (-1, -1), (0, 0), (0, 0)]
+    assert text_transport.written() == frame_transport.written()
+    by_text.closed = True
+    assert by_text.push_text("f") == 0
+
+
 def test_one_flush_is_scheduled_for_all_outboxes(impl: ModuleType, hub: Any, loop: Loop) -> None:
     boxes = [make_outbox(impl, hub) for _ in range(3)]
     for outbox, _, _ in boxes:

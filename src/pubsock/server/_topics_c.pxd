@@ -2,6 +2,7 @@
 cimport cython
 
 cdef dict _NO_TOPICS
+cdef list _TEXT_HEADERS
 
 
 
@@ -21,6 +22,8 @@ cdef class Outbox:
 
     @cython.locals(hub=Hub)
     cpdef Py_ssize_t push(self, bytes frame, Py_ssize_t payload_length)
+    @cython.locals(payload=bytes, n=Py_ssize_t)
+    cpdef Py_ssize_t push_text(self, str text)
     cdef bint _must_drop(self)
     cpdef void queue(self, bytes data)
     cpdef void push_control(self, bytes frame)

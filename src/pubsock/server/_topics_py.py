@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol.deflate import compress_shared
-from ..protocol.frames import build_frame
+from ..protocol.frames import OP_TEXT, build_frame, frame_header
 
 BIG_MESSAGE = 16384  # frames this large are written at once instead of waiting for the flush
 # A queue this large is written at once too, as uWS drains a subscriber's queue early: a burst of publishes
@@ -24,6 +24,8 @@ EARLY_FLUSH = 262144
 # Every outbox's ``topics`` until its first subscribe (most of a socket's life, for many): one shared empty
 # dict instead of one per socket. Only ``Hub.subscribe`` adds topics, and it gives the outbox its own dict.
 _NO_TOPICS: dict[str, None] = {}
+# The headers of final text frames under 126 bytes, by length: ``push_text``'s common case is one concatenation.
+_TEXT_HEADERS = [frame_header(OP_TEXT, length) for length in range(126)]
 
 
 class Outbox:
@@ -75,6 +77,14 @@ class Outbox:
         if self.paused:
             return -1
         return payload_length
+
+    def push_text(self, text: str) -> int:
+        """Queue ``text`` as one uncompressed text frame; return as ``push`` (the payload is its UTF-8)."""
+        payload = text.encode("utf-8")
+        n = len(payload)
+        if n < 126:
+            return self.push(_TEXT_HEADERS[n] + payload, n)
+        return self.push(build_frame(OP_TEXT, payload), n)
 
     def _must_drop(self) -> bool:
         """Queue and transport hold more than ``limit``: is it the peer's fault?

@@ -180,8 +180,7 @@ class ServerWebSocket(asyncio.Protocol):
                 return 0
             if not self._config.send_pings:
                 self._idle = 0
-            payload = data.encode("utf-8")  # type: ignore[union-attr]
-            return self._outbox.push(build_frame(OP_TEXT, payload), len(payload))
+            return self._outbox.push_text(data)  # type: ignore[arg-type]
         opcode, payload = _payload(data, compress)
         return self._send(opcode, payload, compress)
 
