@@ -307,8 +307,11 @@ def test_queue_ignores_the_limit_and_waits_for_the_flush(impl: ModuleType, hub: 
     outbox.queue(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
     outbox.queue(b"more")
     assert transport.writes == []
+    assert outbox.buffered_amount == 0  # the 101 answer is not the socket's: Bun counts 0 in open
+    assert outbox.push(text("x"), 1) == 1
+    assert outbox.buffered_amount == 3
     loop.run()
-    assert transport.writes == [b"HTTP/1.1 101 Switching Protocols\r\n\r\nmore"]
+    assert transport.writes == [b"HTTP/1.1 101 Switching Protocols\r\n\r\nmore" + text("x")]
 
 
 def test_push_control_ignores_the_limit_and_writes_now(impl: ModuleType, hub: Any, loop: Loop) -> None:

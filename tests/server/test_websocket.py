@@ -143,6 +143,25 @@ async def test_send_return_values_and_frames() -> None:
     assert all(f.fin and f.rsv == 0 and not f.masked for f in frames)
 
 
+async def test_buffered_amount_in_open_counts_only_the_sockets_own_messages() -> None:
+    amounts: list[int] = []
+
+    def on_open(ws: ServerWebSocket) -> None:
+        amounts.append(ws.buffered_amount)  # the 101 answer is queued, but not counted (Bun: 0)
+        ws.send("hello")
+        amounts.append(ws.buffered_amount)
+
+    app = App(open=on_open)
+    async with pubsock.serve(fetch, websocket=app, port=0) as server:
+        client, _ = await RawClient.open_websocket(server.port)
+        try:
+            frame = await client.recv_frame()
+        finally:
+            await client.close()
+    assert amounts == [0, 7]
+    assert frame.payload == b"hello"
+
+
 async def test_send_type_errors() -> None:
     errors: list[str] = []
 

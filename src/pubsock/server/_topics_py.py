@@ -99,9 +99,14 @@ class Outbox:
         return self.size + self.backlog > self.limit
 
     def queue(self, data: bytes) -> None:
-        """Queue bytes for the next flush, ignoring the backpressure limit."""
+        """Queue bytes for the next flush outside the socket's accounting (the 101 answer).
+
+        They ignore the backpressure limit and are not counted in ``buffered_amount``
+        (Bun's ``getBufferedAmount()`` is 0 in ``open``).
+        """
         if not self.closed:
             self._append(data)
+            self.size -= len(data)
 
     def push_control(self, frame: bytes) -> None:
         """Queue a control frame, ignoring the backpressure limit, and write it now."""
