@@ -117,6 +117,29 @@ async def test_small_limit_does_not_drop_a_burst_to_a_client_that_reads() -> Non
         assert await b.until(200) == [(OP_BINARY, p) for p in payloads * 2]
 
 
+async def test_a_client_that_does_not_read_is_not_read_and_loses_nothing() -> None:
+    """Input flow control: an echo to a peer that floods without reading pauses its input, never drops."""
+    app = App(backpressure_limit=64 * 1024, sndbuf=SMALL)
+    results: list[int] = []
+    app.on_message = lambda ws, message: results.append(ws.send(message))
+    payloads = [numbered(i, 1000) for i in range(1000)]  # 1 MB of echoes, limit 64 KiB
+    async with serving(app) as server:
+        client, ws = await stall(app, server.port, "flood")
+        try:
+            for payload in payloads:
+                client.send(payload)  # what the kernel does not take waits in the client's transport
+            await wait_for(lambda: ws._input_paused, what="the server to stop reading the client")
+            handled = len(app.received)
+            await asyncio.sleep(0.2)
+            assert len(app.received) == handled < len(payloads)  # nothing read while its output waits
+            assert ws.buffered_amount <= 64 * 1024
+            client.resume_reading()
+            assert await client.until(len(payloads)) == [(OP_BINARY, p) for p in payloads]
+        finally:
+            client.abort()
+    assert 0 not in results and -1 in results
+
+
 async def test_buffered_amount_follows_what_the_peer_reads() -> None:
     """``buffered_amount`` is what the kernel has not accepted yet: it shrinks as the peer reads,
     and the limit applies to what is still buffered, not to what was buffered at the last write."""

@@ -19,6 +19,7 @@ cdef class Outbox:
     cdef public bint closed
     cdef public dict topics
     cdef public object compressor
+    cdef public bint congested
 
     @cython.locals(hub=Hub)
     cpdef Py_ssize_t push(self, bytes frame, Py_ssize_t payload_length)
@@ -33,6 +34,7 @@ cdef class Outbox:
     cpdef void flush(self)
     cpdef void pause(self)
     cpdef void resume(self)
+    cdef void _update_congestion(self)
 
 
 cdef class Hub:

@@ -36,6 +36,8 @@ class Outbox:
     ``close_on_limit`` set. ``frames`` is None while nothing is queued, and
     ``topics`` a shared empty dict until the first subscribe (an idle socket
     keeps neither a list nor a dict of its own); only ``Hub`` changes ``topics``.
+    ``congested`` says that queue and transport hold more than half of ``limit``
+    (the socket's input flow control reads it).
     """
 
     def __init__(self, hub: Hub, transport: Any, owner: Any, limit: int, close_on_limit: bool) -> None:
@@ -51,6 +53,7 @@ class Outbox:
         self.closed = False
         self.topics: dict[str, None] = _NO_TOPICS
         self.compressor: Any = None  # the socket's permessage-deflate Compressor, if negotiated
+        self.congested = False
 
     @property
     def buffered_amount(self) -> int:
@@ -96,6 +99,7 @@ class Outbox:
             self.flush()
         if self.paused:
             self.backlog = self.transport.get_write_buffer_size()
+            self._update_congestion()
         return self.size + self.backlog > self.limit
 
     def queue(self, data: bytes) -> None:
@@ -125,9 +129,13 @@ class Outbox:
             if frames is None:
                 self.frames = [frame]
                 self.size += len(frame)
+                if self.limit and self.size + self.backlog > self.limit >> 1:
+                    self.congested = True
                 return
         frames.append(frame)
         self.size += len(frame)
+        if self.limit and self.size + self.backlog > self.limit >> 1:
+            self.congested = True
         if self.size >= EARLY_FLUSH:
             self.flush()
 
@@ -144,16 +152,22 @@ class Outbox:
             self.transport.write(b"".join(frames))
         if self.paused:
             self.backlog = self.transport.get_write_buffer_size()
+        self._update_congestion()
 
     def pause(self) -> None:
         """The transport's buffer is no longer empty (``pause_writing``)."""
         self.paused = True
         self.backlog = self.transport.get_write_buffer_size()
+        self._update_congestion()
 
     def resume(self) -> None:
         """The transport's buffer drained (``resume_writing``)."""
         self.paused = False
         self.backlog = 0
+        self._update_congestion()
+
+    def _update_congestion(self) -> None:
+        self.congested = self.limit != 0 and self.size + self.backlog > self.limit >> 1
 
 
 class Hub:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ..protocol import close as close_codes
-from ..protocol.events import Close, Ping, Pong, ProtocolError
+from ..protocol.events import Close, Event, Ping, Pong, ProtocolError
 from ..protocol.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader, build_frame
 from .calls import start_coroutine
 from .topics import Outbox
@@ -97,6 +97,8 @@ class ServerWebSocket(asyncio.Protocol):
         "_pinged_at",
         "_close_timer",
         "_compressor",
+        "_input_paused",
+        "_waiting",
     )
 
     def __init__(
@@ -125,6 +127,8 @@ class ServerWebSocket(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._compressor = compressor
         self._outbox.compressor = compressor
+        self._input_paused = False
+        self._waiting: list[Event] | None = None  # events held back by input flow control
 
     # properties --------------------------------------------------------------------------------
 
@@ -321,10 +325,23 @@ class ServerWebSocket(asyncio.Protocol):
         if state == OPEN:
             self._closed(close_codes.ABNORMAL, "")
 
+    def _resume_input(self) -> None:
+        """Go on with the events that waited and read from the peer again (input flow control)."""
+        if self._input_paused:
+            self._input_paused = False
+            waiting, self._waiting = self._waiting, None
+            if self._state == CLOSED:
+                return
+            if waiting is not None:
+                self._dispatch(waiting)
+            if not self._input_paused and self._state != CLOSED:
+                self._transport.resume_reading()
+
     def _closed(self, code: int, reason: str) -> None:
         """The socket stops being open: drop its topics, then run the ``close`` handler once."""
         if self._state == OPEN:
             self._state = CLOSING
+            self._resume_input()  # the peer's Close must be read
         self._outbox.closed = True
         self._server._socket_closed(self, self._outbox)
         handler = self._config.close
@@ -403,9 +420,22 @@ class ServerWebSocket(asyncio.Protocol):
         self._idle = 0
         if self._state == CLOSED:
             return
+        self._dispatch(self._reader.feed(data))
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Run the handlers for ``events`` in order, then write what they sent this socket.
+
+        Input flow control: once this socket's unsent output is over half its
+        ``backpressure_limit``, the rest of the events wait (with the socket's reading
+        paused, so TCP slows the peer) until the output has drained. A peer that does
+        not read what it is sent is not read either, and its handlers' sends are not
+        dropped for it. Other sockets are not affected.
+        """
         config = self._config
         message = config.message
-        for event in self._reader.feed(data):
+        outbox = self._outbox
+        remaining = iter(events)
+        for event in remaining:
             kind = type(event)
             if kind is str or kind is bytes:
                 if self._state != OPEN or message is None:
@@ -421,7 +451,7 @@ class ServerWebSocket(asyncio.Protocol):
                     start_coroutine(result, lambda exc: self._handler_failed("message", exc))
             elif kind is Ping:
                 if self._state == OPEN:
-                    self._outbox.push_control(build_frame(OP_PONG, event.data))  # type: ignore[union-attr]
+                    outbox.push_control(build_frame(OP_PONG, event.data))  # type: ignore[union-attr]
                     if config.ping is not None:
                         self._call(config.ping, "ping", self._binary(event.data))  # type: ignore[union-attr]
             elif kind is Pong:
@@ -432,10 +462,22 @@ class ServerWebSocket(asyncio.Protocol):
             else:
                 assert isinstance(event, ProtocolError)
                 self._fail(event.code, event.reason)
+            if outbox.congested and self._state == OPEN:
+                outbox.flush()  # the kernel may take it all
+                if outbox.congested:
+                    rest = list(remaining)
+                    if rest:
+                        self._waiting = rest
+                    self._input_paused = True
+                    self._transport.pause_reading()
+                    return
         # Uncork: what the handlers sent this socket in answer to this read goes out now, in one
         # write, as uWebSockets does after a data callback. Frames queued for other sockets
         # still wait for the end of the loop iteration, so a fan-out stays one write per socket.
-        self._outbox.flush()
+        outbox.flush()
+        if outbox.congested and self._state == OPEN:  # (sends by other sockets' handlers)
+            self._input_paused = True
+            self._transport.pause_reading()
 
     def _peer_closed(self, code: int, reason: str) -> None:
         if self._state == OPEN:
@@ -451,10 +493,12 @@ class ServerWebSocket(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._outbox.resume()
         self._idle = 0
+        self._resume_input()
         if self._state == OPEN and self._config.drain is not None:
             self._call(self._config.drain, "drain")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting = None
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
