@@ -18,6 +18,7 @@ from pubsock.protocol.handshake import (
     build_switching_response,
     check_switching_response,
     check_upgrade_request,
+    read_upgrade_request,
     header_tokens,
     header_values,
     validate_client_headers,
@@ -115,6 +116,20 @@ def test_valid_upgrade_request() -> None:
 )
 def test_upgrade_request_accepted(headers: Headers) -> None:
     assert check_upgrade_request(headers) is UpgradeCheck.OK
+
+
+def test_read_upgrade_request_gives_the_key_and_the_extension_offers() -> None:
+    headers = upgrade_request(sec_websocket_key=f" {KEY} ") + [
+        ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+        ("sec-websocket-extensions", "x-webkit-deflate-frame"),
+    ]
+    assert read_upgrade_request(headers) == (
+        UpgradeCheck.OK,
+        KEY,
+        ["permessage-deflate; client_max_window_bits", "x-webkit-deflate-frame"],
+    )
+    assert read_upgrade_request(upgrade_request(upgrade=None))[0] is UpgradeCheck.NOT_WEBSOCKET
+    assert read_upgrade_request(upgrade_request()) == (UpgradeCheck.OK, KEY, [])
 
 
 @pytest.mark.parametrize(

@@ -56,36 +56,47 @@ class _LimitExceeded(Exception):
 class HttpConnection(asyncio.Protocol):
     """The server side of one HTTP/1.1 connection until it closes or is upgraded."""
 
+    # Defaults read from the class until first set (a connection that is upgraded after one request sets
+    # few of them): immutable values only, since instances share them.
+    remote_address: str | None = None
+    _current: Request | None = None
+    _paused_reading = False
+    _closed = False
+    _upgrade_tail: bytes | None = None
+    _failure: tuple[int, str] | None = None
+    _dispatching = False  # a parse error, answered after the requests before it
+    _upgraded = False
+    _timer: asyncio.TimerHandle | None = None
+    _write_ready: asyncio.Future[None] | None = None
+    _lost: asyncio.Future[None] | None = None  # created on demand (the ASGI adapter's http.disconnect)
+    # per-request parse state, reset by on_message_begin
+    _url = b""
+    _headers: list[tuple[str, str]]
+    _head_size = 0
+    _body: list[bytes]
+    _body_size = 0
+    _in_head = False  # a request head has begun and is not complete
+    _head_began = False  # ... and it began in the read being parsed
+    _head_read = 0  # bytes of the later reads that arrived while the head was incomplete
+    _in_body = False  # a request body is being received
+    _body_progress = False  # body bytes arrived since the timer was armed
+
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.scheme = "https" if server.tls else "http"
-        self.server_host = f"{server.hostname}:{server.port}"
         self.transport: asyncio.Transport | None = None
-        self.remote_address: str | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._requests: collections.deque[Request] = collections.deque()
-        self._current: Request | None = None
         self._pending = bytearray()
-        self._paused_reading = False
-        self._closed = False
-        self._upgrade_tail: bytes | None = None
-        self._failure: tuple[int, str] | None = None
-        self._dispatching = False  # a parse error, answered after the requests before it
-        self._upgraded = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._write_ready: asyncio.Future[None] | None = None
-        self._lost: asyncio.Future[None] | None = None  # created on demand (the ASGI adapter's http.disconnect)
-        # per-request parse state
-        self._url = b""
-        self._headers: list[tuple[str, str]] = []
-        self._head_size = 0
-        self._body: list[bytes] = []
-        self._body_size = 0
-        self._in_head = False  # a request head has begun and is not complete
-        self._head_began = False  # ... and it began in the read being parsed
-        self._head_read = 0  # bytes of the later reads that arrived while the head was incomplete
-        self._in_body = False  # a request body is being received
-        self._body_progress = False  # body bytes arrived since the timer was armed
+
+    @property
+    def scheme(self) -> str:
+        """``https`` behind TLS, else ``http``."""
+        return "https" if self.server.tls else "http"
+
+    @property
+    def server_host(self) -> str:
+        """The server's ``host:port``, for URLs of requests without a Host header."""
+        return f"{self.server.hostname}:{self.server.port}"
 
     # asyncio.Protocol ---------------------------------------------------------------------------
 

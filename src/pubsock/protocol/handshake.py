@@ -18,6 +18,7 @@ __all__ = [
     "header_values",
     "header_tokens",
     "check_upgrade_request",
+    "read_upgrade_request",
     "build_switching_response",
     "UPGRADE_REQUIRED_RESPONSE",
     "build_client_request",
@@ -67,9 +68,20 @@ class UpgradeCheck(enum.Enum):
 
 def check_upgrade_request(headers: HeaderPairs) -> UpgradeCheck:
     """Validate an upgrade request's headers (Bun's rules: the method and ``Connection`` are not checked)."""
+    return read_upgrade_request(headers)[0]
+
+
+def read_upgrade_request(headers: HeaderPairs) -> tuple[UpgradeCheck, str, list[str]]:
+    """Validate an upgrade request's headers and read what the answer needs, in one pass.
+
+    Returns:
+        The verdict (as ``check_upgrade_request``), the ``Sec-WebSocket-Key`` (stripped;
+        meaningful only when the verdict is OK) and the ``Sec-WebSocket-Extensions`` values, in order.
+    """
     websocket = False
     versions: list[str] = []
     keys: list[str] = []
+    extensions: list[str] = []
     for name, value in headers:  # one pass (this runs once per handshake)
         lowered = name.lower()
         if lowered == "upgrade":
@@ -78,13 +90,16 @@ def check_upgrade_request(headers: HeaderPairs) -> UpgradeCheck:
             versions.append(value)
         elif lowered == "sec-websocket-key":
             keys.append(value)
+        elif lowered == "sec-websocket-extensions":
+            extensions.append(value)
+    key = keys[0].strip() if len(keys) == 1 else ""
     if not websocket:
-        return UpgradeCheck.NOT_WEBSOCKET
+        return UpgradeCheck.NOT_WEBSOCKET, key, extensions
     if len(versions) != 1 or versions[0].strip() != "13":
-        return UpgradeCheck.BAD_VERSION
-    if len(keys) != 1 or not _is_valid_key(keys[0].strip()):
-        return UpgradeCheck.BAD_KEY
-    return UpgradeCheck.OK
+        return UpgradeCheck.BAD_VERSION, key, extensions
+    if len(keys) != 1 or not _is_valid_key(key):
+        return UpgradeCheck.BAD_KEY, key, extensions
+    return UpgradeCheck.OK, key, extensions
 
 
 UPGRADE_REQUIRED_RESPONSE = (

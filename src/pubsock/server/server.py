@@ -15,12 +15,13 @@ from ..http.asgi import ASGIApp, AsgiAdapter
 from ..http.connection import HttpConnection
 from ..http.request import Request
 from ..http.response import HeadersInput, Response, normalize_headers
+from ..protocol import deflate
 from ..protocol.frames import build_frame
 from ..protocol.handshake import (
     UPGRADE_REQUIRED_RESPONSE,
     UpgradeCheck,
     build_switching_response,
-    check_upgrade_request,
+    read_upgrade_request,
 )
 from .handlers import WebSocketConfig
 from .stats import METRICS_CONTENT_TYPE, Counters, ServerStats, prometheus_text
@@ -369,7 +370,7 @@ class Server:
         if self._stopping or connection is None or request.answered:
             self.logger.debug("upgrade refused: server stopping or request already answered")
             return False
-        verdict = check_upgrade_request(request.headers.multi_items())
+        verdict, key, offers = read_upgrade_request(request.headers.multi_items())
         if verdict is UpgradeCheck.BAD_VERSION:
             self.logger.debug("upgrade refused: %s", verdict.value)
             connection.answer_directly(request, UPGRADE_REQUIRED_RESPONSE)
@@ -386,12 +387,12 @@ class Server:
                 value = value.split(",")[0].strip()
             answer_headers.append((name, value))
         inflater = compressor = None
-        if config.deflate is not None:
-            negotiated = self._negotiate_deflate(config, request)
+        if config.deflate is not None and offers:
+            negotiated = self._negotiate_deflate(config, offers)
             if negotiated is not None:
                 extension, inflater, compressor = negotiated
                 answer_headers.append(("Sec-WebSocket-Extensions", extension))
-        head = build_switching_response(request.headers["sec-websocket-key"].strip(), answer_headers)
+        head = build_switching_response(key, answer_headers)
         tail = connection.take_over(request)
         if tail is None:
             return False
@@ -405,11 +406,8 @@ class Server:
         ws._start(head, tail)
         return True
 
-    def _negotiate_deflate(self, config: WebSocketConfig, request: Request) -> tuple[str, Any, Any] | None:
-        from ..protocol import deflate
-
-        offers = request.headers.get_all("sec-websocket-extensions")
-        if not offers or config.deflate is None:
+    def _negotiate_deflate(self, config: WebSocketConfig, offers: list[str]) -> tuple[str, Any, Any] | None:
+        if config.deflate is None:
             return None
         agreed = deflate.negotiate_server(config.deflate, offers)
         if agreed is None:
