@@ -18,6 +18,7 @@ The load generators print JSON lines on stdout:
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import json
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -400,3 +401,84 @@ def fmt_rate(x) -> str:
 
 def fmt(x, spec: str, unit: str = "") -> str:
     return f"{x:{spec}}{unit}" if isinstance(x, (int, float)) else "-"
+
+
+def ratio_table(runs: list[dict], *, rate_key: str, rate_title: str,
+                extra: tuple[str, int, Callable[[dict], str]], name_width: int) -> list[str]:
+    """The lines of a run table: a head, then one row per server with pubsock's ratios to it.
+
+    ``rate_key`` is the figure compared (events per second) and ``extra`` a column of the benchmark's own
+    (title, width, cell from a run). ``ratio_legend`` gives the line that goes under it.
+    """
+    pub = next((r for r in runs if r["server"] == "pubsock" and r["status"] == "ok"), None)
+    extra_title, extra_width, extra_cell = extra
+    head = (f"{'server':<{name_width}} {rate_title:>13} {'CPU-s/M':>8} {'srv CPU':>8} {'peak RSS':>10} "
+            f"{'cli CPU':>8} {extra_title:>{extra_width}}  {'pubsock/peer':>12} {'CPU/M ratio':>11}")
+    out = [head, "-" * len(head)]
+    for r in runs:
+        if r["status"] == "skipped":
+            out.append(f"{r['server']:<{name_width}} skipped: {r.get('reason')}")
+            continue
+        ratio = cpu_ratio = "-"
+        if pub and r is not pub and r.get(rate_key):
+            ratio = f"{pub[rate_key] / r[rate_key]:.2f}x"
+            if pub.get("server_cpu_s_per_M") and r.get("server_cpu_s_per_M"):
+                cpu_ratio = f"{pub['server_cpu_s_per_M'] / r['server_cpu_s_per_M']:.2f}x"
+        rss = r.get("server_peak_rss_kib")
+        line = (f"{r['server']:<{name_width}} {fmt_rate(r.get(rate_key)):>13} "
+                f"{fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} {fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} "
+                f"{fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} {fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} "
+                f"{extra_cell(r):>{extra_width}}  {ratio:>12} {cpu_ratio:>11}")
+        if r["status"] != "ok":
+            line += f"  FAILED: {r.get('reason')}"
+        elif (r.get("client_cpu_pct") or 0) >= 85 and (r.get("server_cpu_pct") or 0) < 85:
+            line += "  (client-bound?)"
+        out.append(line)
+    return out
+
+
+def ratio_legend(runs: list[dict], unit: str) -> str:
+    """The line under a run table: what its ratios mean (``unit``: one event), or why there are none."""
+    if not any(r["server"] == "pubsock" and r["status"] == "ok" for r in runs):
+        return "(pubsock did not run: no ratios)"
+    return f"pubsock/peer: throughput ratio (>1 = pubsock faster); CPU/M ratio: CPU per {unit} (<1 = pubsock cheaper)"
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, servers: list[str], default_servers: str,
+                      stall: str) -> None:
+    """The options every load runner has: servers, samples, output, port, pinning, runtimes, timeouts."""
+    p.add_argument("--servers", default=default_servers, help=f"comma list from {','.join(servers)}")
+    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--client-cpu", default="1")
+    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
+    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
+    p.add_argument("--start-timeout", type=float, default=20.0)
+    p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--stall-timeout", type=float, default=10.0, help=f"fail a run with no {stall} for this long")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+
+
+def chosen_servers(p: argparse.ArgumentParser, args: argparse.Namespace, servers: list[str]) -> list[str]:
+    """``--servers`` as a list, after checking each name (``p.error`` on an unknown one)."""
+    chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for s in chosen:
+        if s not in servers:
+            p.error(f"unknown server {s!r}; choose from {servers}")
+    return chosen
+
+
+def report_run(r: dict, rate_key: str, rate_label: str, detail: str = "") -> None:
+    """Finish a run's progress line: its rate and samples (``detail`` appended), or its failure and log tails."""
+    if r["status"] == "ok":
+        samples = [round(x / 1e6, 3) for x in r.get("samples", [])]
+        print(f"{fmt_rate(r.get(rate_key))} {rate_label} (samples {samples} M{detail})", flush=True)
+        return
+    print(f"{r['status']}: {r.get('reason')}", flush=True)
+    for key in ("server_log_tail", "client_log_tail"):
+        if r.get(key):
+            print("   | " + r[key].replace("\n", "\n   | "), flush=True)

@@ -51,6 +51,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from common import (  # noqa: E402  (bench/common.py: processes, /proc readings, one run's machinery)
     BaseTools,
+    add_run_arguments,
+    chosen_servers,
     forget,
     kill,
     listeners,
@@ -63,6 +65,9 @@ from common import (  # noqa: E402  (bench/common.py: processes, /proc readings,
     free_port,
     install_cleanup,
     loadavg,
+    ratio_legend,
+    ratio_table,
+    report_run,
     run_client,
     server_process,
     tail,
@@ -327,32 +332,11 @@ def size_label(size: int, compress: bool = False) -> str:
 
 
 def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int, compress: bool = False) -> str:
-    pub = next((r for r in runs if r["server"] == "pubsock" and r["status"] == "ok"), None)
     out = [f"\n== {clients} clients, {size_label(size, compress)}, {seconds} samples of 1 s "
            f"(deliveries per round {clients * 1600 * clients:,}, {tick_ms} ms tick"
            f"{', permessage-deflate' if compress else ''}) =="]
-    head = (f"{'server':<11} {'deliveries/s':>13} {'CPU-s/M':>8} {'srv CPU':>8} {'peak RSS':>10} "
-            f"{'cli CPU':>8} {'rounds':>6}  {'pubsock/peer':>12} {'CPU/M ratio':>11}")
-    out += [head, "-" * len(head)]
-    for r in runs:
-        if r["status"] == "skipped":
-            out.append(f"{r['server']:<11} skipped: {r.get('reason')}")
-            continue
-        ratio = cpu_ratio = "-"
-        if pub and r is not pub and r.get("deliveries_per_s"):
-            ratio = f"{pub['deliveries_per_s'] / r['deliveries_per_s']:.2f}x"
-            if pub.get("server_cpu_s_per_M") and r.get("server_cpu_s_per_M"):
-                cpu_ratio = f"{pub['server_cpu_s_per_M'] / r['server_cpu_s_per_M']:.2f}x"
-        rss = r.get("server_peak_rss_kib")
-        line = (f"{r['server']:<11} {_fmt_rate(r.get('deliveries_per_s')):>13} "
-                f"{_fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} {_fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} "
-                f"{_fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} {_fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} "
-                f"{_fmt(r.get('rounds_completed'), 'd'):>6}  {ratio:>12} {cpu_ratio:>11}")
-        if r["status"] != "ok":
-            line += f"  FAILED: {r.get('reason')}"
-        elif (r.get("client_cpu_pct") or 0) >= 85 and (r.get("server_cpu_pct") or 0) < 85:
-            line += "  (client-bound?)"
-        out.append(line)
+    rounds = ("rounds", 6, lambda r: _fmt(r.get("rounds_completed"), "d"))
+    out += ratio_table(runs, rate_key="deliveries_per_s", rate_title="deliveries/s", extra=rounds, name_width=11)
     seen = [r for r in runs if r["status"] != "skipped" and "extensions" in r]
     if compress and seen:
         out.append("compression (as the client saw it):")
@@ -364,10 +348,7 @@ def table(runs: list[dict], clients: int, size: int, seconds: int, tick_ms: int,
             line += (f"; {r.get('checked')} deliveries checked ({r.get('checked_compressed')} inflated"
                      f"{', %d starting with a final block' % r['checked_bfinal'] if r.get('checked_bfinal') else ''})")
             out.append(line)
-    if not pub:
-        out.append("(pubsock did not run: no ratios)")
-    else:
-        out.append("pubsock/peer: throughput ratio (>1 = pubsock faster); CPU/M ratio: CPU per delivery (<1 = pubsock cheaper)")
+    out.append(ratio_legend(runs, "delivery"))
     return "\n".join(out)
 
 
@@ -378,14 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, nargs="+", default=[16], help="client counts (default 16)")
     p.add_argument("--size", type=int, nargs="+", default=[16],
                    help="message sizes: 16 = Bun's short strings, other = exact bytes (default 16)")
-    p.add_argument("--servers", default=DEFAULT_SERVERS, help=f"comma list from {','.join(ALL_SERVERS)}")
-    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
-    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
-    p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
-    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
+    add_run_arguments(p, servers=ALL_SERVERS, default_servers=DEFAULT_SERVERS, stall="delivery")
     p.add_argument("--client-mode", choices=["raw", "native"], default="raw",
                    help="raw: frames counted from headers over node:net (default, light); "
                         "native: the runtime's WebSocket client, one event per delivery (as Bun's chat-client.mjs)")
@@ -395,12 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compress", action="store_true",
                    help="permessage-deflate variant (Bun's COMPRESS=1): pubsock and bun only, compressed publishes, "
                         "JSON-like messages for --size other than 16")
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
-    p.add_argument("--start-timeout", type=float, default=20.0)
-    p.add_argument("--connect-timeout", type=float, default=30.0)
-    p.add_argument("--stall-timeout", type=float, default=10.0, help="fail a run with no delivery for this long")
-    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
-    p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
     p.add_argument("--workers", type=int, default=0,
                    help="scale-out mode (needs --broker redis): pubsock only, (a) one process without a broker, "
                         "(b) one worker with redis, (c) --workers N with redis (python -m pubsock, SO_REUSEPORT)")
@@ -414,10 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers and args.compress:
         p.error("the scale-out mode has no --compress variant")
 
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    for s in servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}; choose from {ALL_SERVERS}")
+    servers = chosen_servers(p, args, ALL_SERVERS)
     if not Path(args.python).exists():
         args.python = sys.executable
     install_cleanup()
@@ -461,14 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_one(tools, server, clients, size, args, logdir)
                 runs.append(r)
                 all_runs.append(r)
-                if r["status"] == "ok":
-                    print(f"{_fmt_rate(r.get('deliveries_per_s'))} deliveries/s "
-                          f"(samples {[round(x / 1e6, 3) for x in r.get('samples', [])]} M)", flush=True)
-                else:
-                    print(f"{r['status']}: {r.get('reason')}", flush=True)
-                    for key in ("server_log_tail", "client_log_tail"):
-                        if r.get(key):
-                            print("   | " + r[key].replace("\n", "\n   | "), flush=True)
+                report_run(r, "deliveries_per_s", "deliveries/s")
                 time.sleep(args.pause)
             t = table(runs, clients, size, args.seconds, args.tick_ms, args.compress)
             tables.append(t)
@@ -507,14 +465,7 @@ def scaleout_main(tools: Tools, args: argparse.Namespace, logdir: Path, meta: di
                                  server_pinned=tools.taskset is not None)
                     runs.append(r)
                     all_runs.append(r)
-                    if r["status"] == "ok":
-                        print(f"{_fmt_rate(r.get('deliveries_per_s'))} deliveries/s "
-                              f"(samples {[round(x / 1e6, 3) for x in r.get('samples', [])]} M)", flush=True)
-                    else:
-                        print(f"{r['status']}: {r.get('reason')}", flush=True)
-                        for k in ("server_log_tail", "client_log_tail"):
-                            if r.get(k):
-                                print("   | " + r[k].replace("\n", "\n   | "), flush=True)
+                    report_run(r, "deliveries_per_s", "deliveries/s")
                     time.sleep(args.pause)
                 print(scaleout_table(runs, clients, size, args.seconds, args.tick_ms, args.workers,
                                      args.server_cpu, tools.taskset is not None), flush=True)

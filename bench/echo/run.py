@@ -47,11 +47,14 @@ sys.path.insert(0, str(HERE.parent))
 
 from common import (  # noqa: E402  (bench/common.py: processes, /proc readings, one run's machinery)
     BaseTools,
-    fmt,
-    fmt_rate,
+    add_run_arguments,
+    chosen_servers,
     free_port,
     install_cleanup,
     loadavg,
+    ratio_legend,
+    ratio_table,
+    report_run,
     run_client,
     server_process,
     tail,
@@ -151,37 +154,11 @@ def _fmt_rtt(us) -> str:
 
 
 def table(runs: list[dict], conns: int, k: int, size: int, opcode: str, seconds: int) -> str:
-    pub = next((r for r in runs if r["server"] == "pubsock" and r["status"] == "ok"), None)
-    out = [f"\n== {conns} connections x {k} in flight ({conns * k:,} outstanding), {size} B {opcode} messages, "
-           f"{seconds} samples of 1 s =="]
-    head = (f"{'server':<9} {'round trips/s':>13} {'CPU-s/M':>8} {'srv CPU':>8} {'peak RSS':>10} "
-            f"{'cli CPU':>8} {'mean RTT':>9}  {'pubsock/peer':>12} {'CPU/M ratio':>11}")
-    out += [head, "-" * len(head)]
-    for r in runs:
-        if r["status"] == "skipped":
-            out.append(f"{r['server']:<9} skipped: {r.get('reason')}")
-            continue
-        ratio = cpu_ratio = "-"
-        if pub and r is not pub and r.get("round_trips_per_s"):
-            ratio = f"{pub['round_trips_per_s'] / r['round_trips_per_s']:.2f}x"
-            if pub.get("server_cpu_s_per_M") and r.get("server_cpu_s_per_M"):
-                cpu_ratio = f"{pub['server_cpu_s_per_M'] / r['server_cpu_s_per_M']:.2f}x"
-        rss = r.get("server_peak_rss_kib")
-        line = (f"{r['server']:<9} {fmt_rate(r.get('round_trips_per_s')):>13} "
-                f"{fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} {fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} "
-                f"{fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} {fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} "
-                f"{_fmt_rtt(r.get('mean_rtt_us')):>9}  {ratio:>12} {cpu_ratio:>11}")
-        if r["status"] != "ok":
-            line += f"  FAILED: {r.get('reason')}"
-        elif (r.get("client_cpu_pct") or 0) >= 85 and (r.get("server_cpu_pct") or 0) < 85:
-            line += "  (client-bound?)"
-        out.append(line)
-    if not pub:
-        out.append("(pubsock did not run: no ratios)")
-    else:
-        out.append("pubsock/peer: throughput ratio (>1 = pubsock faster); "
-                   "CPU/M ratio: CPU per round trip (<1 = pubsock cheaper)")
-    return "\n".join(out)
+    title = (f"\n== {conns} connections x {k} in flight ({conns * k:,} outstanding), {size} B {opcode} messages, "
+             f"{seconds} samples of 1 s ==")
+    rtt = ("mean RTT", 9, lambda r: _fmt_rtt(r.get("mean_rtt_us")))
+    rows = ratio_table(runs, rate_key="round_trips_per_s", rate_title="round trips/s", extra=rtt, name_width=9)
+    return "\n".join([title, *rows, ratio_legend(runs, "round trip")])
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -193,26 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="messages kept in flight per connection (default: 1 32)")
     p.add_argument("--size", type=int, default=16, help="message size in bytes (default 16)")
     p.add_argument("--binary", action="store_true", help="send binary messages (default: text)")
-    p.add_argument("--servers", default=DEFAULT_SERVERS, help=f"comma list from {','.join(ALL_SERVERS)}")
-    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
-    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
-    p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
-    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
-    p.add_argument("--start-timeout", type=float, default=20.0)
-    p.add_argument("--connect-timeout", type=float, default=30.0)
-    p.add_argument("--stall-timeout", type=float, default=10.0, help="fail a run with no echo for this long")
-    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
-    p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+    add_run_arguments(p, servers=ALL_SERVERS, default_servers=DEFAULT_SERVERS, stall="echo")
     args = p.parse_args(argv)
 
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    for s in servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}; choose from {ALL_SERVERS}")
+    servers = chosen_servers(p, args, ALL_SERVERS)
     if not 8 <= args.size < 65536:
         p.error("--size must be 8..65535 bytes")
     if not Path(args.python).exists():
@@ -249,16 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_one(tools, server, conns, k, args, logdir)
                 runs.append(r)
                 all_runs.append(r)
-                if r["status"] == "ok":
-                    print(f"{fmt_rate(r.get('round_trips_per_s'))} round trips/s "
-                          f"(samples {[round(x / 1e6, 3) for x in r.get('samples', [])]} M; "
-                          f"per connection {r.get('per_connection_min')}..{r.get('per_connection_max')})",
-                          flush=True)
-                else:
-                    print(f"{r['status']}: {r.get('reason')}", flush=True)
-                    for key in ("server_log_tail", "client_log_tail"):
-                        if r.get(key):
-                            print("   | " + r[key].replace("\n", "\n   | "), flush=True)
+                report_run(r, "round_trips_per_s", "round trips/s",
+                           f"; per connection {r.get('per_connection_min')}..{r.get('per_connection_max')}")
                 time.sleep(args.pause)
             print(table(runs, conns, k, args.size, opcode, args.seconds), flush=True)
     if args.json:
