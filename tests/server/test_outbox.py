@@ -144,6 +144,14 @@ def test_push_text_queues_one_text_frame_of_the_utf8(impl: ModuleType, hub: Any,
     assert b"".join(transport.writes) == text(message)
 
 
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 70_000])
+def test_push_binary_queues_one_binary_frame(impl: ModuleType, hub: Any, loop: Loop, size: int) -> None:
+    outbox, transport, _ = make_outbox(impl, hub)
+    assert outbox.push_binary(b"\x00" * size) == size
+    loop.run()
+    assert b"".join(transport.writes) == binary(size, b"\x00")
+
+
 def test_push_text_answers_as_push_under_backpressure(impl: ModuleType, hub: Any, loop: Loop) -> None:
     by_text, text_transport, _ = make_outbox(impl, hub, capacity=0, limit=100)
     by_frame, frame_transport, _ = make_outbox(impl, hub, capacity=0, limit=100)

@@ -3,6 +3,7 @@ cimport cython
 
 cdef dict _NO_TOPICS
 cdef list _TEXT_HEADERS
+cdef list _BINARY_HEADERS
 
 
 
@@ -23,8 +24,10 @@ cdef class Outbox:
 
     @cython.locals(hub=Hub)
     cpdef Py_ssize_t push(self, bytes frame, Py_ssize_t payload_length)
-    @cython.locals(payload=bytes, n=Py_ssize_t)
     cpdef Py_ssize_t push_text(self, str text)
+    cpdef Py_ssize_t push_binary(self, bytes payload)
+    @cython.locals(n=Py_ssize_t)
+    cdef Py_ssize_t _push_message(self, list short_headers, bytes payload)
     cdef bint _must_drop(self)
     cpdef void queue(self, bytes data)
     cpdef void push_control(self, bytes frame)

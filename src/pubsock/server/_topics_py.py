@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol.deflate import compress_shared
-from ..protocol.frames import OP_TEXT, build_frame, frame_header
+from ..protocol.frames import OP_BINARY, OP_TEXT, build_frame, frame_header
 
 BIG_MESSAGE = 16384  # frames this large are written at once instead of waiting for the flush
 # A queue this large is written at once too, as uWS drains a subscriber's queue early: a burst of publishes
@@ -24,8 +24,10 @@ EARLY_FLUSH = 262144
 # Every outbox's ``topics`` until its first subscribe (most of a socket's life, for many): one shared empty
 # dict instead of one per socket. Only ``Hub.subscribe`` adds topics, and it gives the outbox its own dict.
 _NO_TOPICS: dict[str, None] = {}
-# The headers of final text frames under 126 bytes, by length: ``push_text``'s common case is one concatenation.
+# The headers of final text and binary frames under 126 bytes, by length: ``push_data``'s common case is one
+# concatenation.
 _TEXT_HEADERS = [frame_header(OP_TEXT, length) for length in range(126)]
+_BINARY_HEADERS = [frame_header(OP_BINARY, length) for length in range(126)]
 
 
 class Outbox:
@@ -83,11 +85,17 @@ class Outbox:
 
     def push_text(self, text: str) -> int:
         """Queue ``text`` as one uncompressed text frame; return as ``push`` (the payload is its UTF-8)."""
-        payload = text.encode("utf-8")
+        return self._push_message(_TEXT_HEADERS, text.encode("utf-8"))
+
+    def push_binary(self, payload: bytes) -> int:
+        """Queue ``payload`` as one uncompressed binary frame; return as ``push``."""
+        return self._push_message(_BINARY_HEADERS, payload)
+
+    def _push_message(self, short_headers: list[bytes], payload: bytes) -> int:
         n = len(payload)
         if n < 126:
-            return self.push(_TEXT_HEADERS[n] + payload, n)
-        return self.push(build_frame(OP_TEXT, payload), n)
+            return self.push(short_headers[n] + payload, n)
+        return self.push(build_frame(short_headers[0][0] & 0x0F, payload), n)  # (the opcode, from a header)
 
     def _must_drop(self) -> bool:
         """Queue and transport hold more than ``limit``: is it the peer's fault?

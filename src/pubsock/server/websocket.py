@@ -179,12 +179,14 @@ class ServerWebSocket(asyncio.Protocol):
             TypeError: ``data`` is not text or bytes-like, or ``compress`` is not a bool.
         """
         kind = type(data)
-        if kind is str and compress is False:  # the hot path, spelled out
+        if compress is False and (kind is str or kind is bytes):  # the hot paths, spelled out
             if self._state != OPEN:
                 return 0
             if not self._config.send_pings:
                 self._idle = 0
-            return self._outbox.push_text(data)  # type: ignore[arg-type]
+            if kind is str:
+                return self._outbox.push_text(data)  # type: ignore[arg-type]
+            return self._outbox.push_binary(data)  # type: ignore[arg-type]
         opcode, payload = _payload(data, compress)
         return self._send(opcode, payload, compress)
 
