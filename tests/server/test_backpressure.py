@@ -129,6 +129,7 @@ async def test_a_client_that_does_not_read_is_not_read_and_loses_nothing() -> No
             for payload in payloads:
                 client.send(payload)  # what the kernel does not take waits in the client's transport
             await wait_for(lambda: ws._input_paused, what="the server to stop reading the client")
+            assert server.stats()["reads_paused"] >= 1
             handled = len(app.received)
             await asyncio.sleep(0.2)
             assert len(app.received) == handled < len(payloads)  # nothing read while its output waits

@@ -40,6 +40,7 @@ ZERO: ServerStats = {
     "bytes_out": 0,
     "publishes": 0,
     "dropped": 0,
+    "reads_paused": 0,
     "closed_backpressure": 0,
     "closed_idle_timeout": 0,
     "closed_too_big": 0,

@@ -215,6 +215,7 @@ class Server:
             "bytes_out": hub.bytes_out,
             "publishes": publishes,
             "dropped": hub.dropped,
+            "reads_paused": counts.reads_paused,
             "closed_backpressure": counts.closed_backpressure,
             "closed_idle_timeout": counts.closed_idle_timeout,
             "closed_too_big": counts.closed_too_big,

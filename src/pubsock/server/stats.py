@@ -34,6 +34,7 @@ class ServerStats(TypedDict):
     bytes_out: int  # the size of those frames, headers included (not control frames or the 101 answer)
     publishes: int  # server.publish and ws.publish calls (not those received from other nodes)
     dropped: int  # messages dropped over backpressure_limit: one per send, one per subscriber of a publish
+    reads_paused: int  # times input flow control stopped reading a socket (over half its backpressure_limit)
     closed_backpressure: int  # sockets closed by close_on_backpressure_limit
     closed_idle_timeout: int  # sockets closed by idle_timeout (no traffic, or no pong after the ping)
     closed_too_big: int  # sockets failed with 1009 (over max_payload_length)
@@ -56,6 +57,7 @@ class Counters:
 
     __slots__ = (
         "opened",
+        "reads_paused",
         "closed_backpressure",
         "closed_idle_timeout",
         "closed_too_big",
@@ -68,6 +70,7 @@ class Counters:
 
     def __init__(self) -> None:
         self.opened = 0
+        self.reads_paused = 0
         self.closed_backpressure = 0
         self.closed_idle_timeout = 0
         self.closed_too_big = 0
@@ -90,6 +93,7 @@ METRICS: Final[dict[str, tuple[str, str, str]]] = {
     "bytes_out": ("pubsock_sent_bytes_total", "counter", "Bytes of the WebSocket messages queued for sending."),
     "publishes": ("pubsock_publishes_total", "counter", "Publishes made on this server."),
     "dropped": ("pubsock_dropped_messages_total", "counter", "Messages dropped over a socket's backpressure limit."),
+    "reads_paused": ("pubsock_reads_paused_total", "counter", "Times a socket was not read while over half its backpressure limit waited."),
     "closed_backpressure": ("pubsock_websockets_closed_total", "counter", "WebSockets closed by the server, by cause."),
     "closed_idle_timeout": ("pubsock_websockets_closed_total", "counter", ""),
     "closed_too_big": ("pubsock_websockets_closed_total", "counter", ""),

@@ -470,16 +470,19 @@ class ServerWebSocket(asyncio.Protocol):
                     rest = list(remaining)
                     if rest:
                         self._waiting = rest
-                    self._input_paused = True
-                    self._transport.pause_reading()
+                    self._pause_input()
                     return
         # Uncork: what the handlers sent this socket in answer to this read goes out now, in one
         # write, as uWebSockets does after a data callback. Frames queued for other sockets
         # still wait for the end of the loop iteration, so a fan-out stays one write per socket.
         outbox.flush()
         if outbox.congested and self._state == OPEN:  # (sends by other sockets' handlers)
-            self._input_paused = True
-            self._transport.pause_reading()
+            self._pause_input()
+
+    def _pause_input(self) -> None:
+        self._input_paused = True
+        self._server._counts.reads_paused += 1
+        self._transport.pause_reading()
 
     def _peer_closed(self, code: int, reason: str) -> None:
         if self._state == OPEN:
