@@ -430,8 +430,9 @@ class ServerWebSocket(asyncio.Protocol):
         Input flow control: once this socket's unsent output is over half its
         ``backpressure_limit``, the rest of the events wait (with the socket's reading
         paused, so TCP slows the peer) until the output has drained. A peer that does
-        not read what it is sent is not read either, and its handlers' sends are not
-        dropped for it. Other sockets are not affected.
+        not read what it is sent is not read either, so what its handlers send it is
+        delayed, not dropped (the check comes between messages). Other sockets are not
+        affected.
         """
         config = self._config
         message = config.message
