@@ -271,7 +271,8 @@ class FrameReader:
     def _frame(self, b0: int, payload: bytes | bytearray) -> Event | None:
         """Handle one complete, validated frame; return the event it completes.
 
-        ``payload`` is a bytearray when the compiled reader unmasked it: it becomes bytes (or str) here.
+        ``payload`` is a bytearray when the compiled reader unmasked it outside its scratch buffer (over
+        ``SCRATCH_SIZE``): it becomes bytes (or str) here.
         """
         opcode = b0 & 0x0F
         fin = b0 & 0x80

@@ -24,8 +24,8 @@ EARLY_FLUSH = 262144
 # Every outbox's ``topics`` until its first subscribe (most of a socket's life, for many): one shared empty
 # dict instead of one per socket. Only ``Hub.subscribe`` adds topics, and it gives the outbox its own dict.
 _NO_TOPICS: dict[str, None] = {}
-# The headers of final text and binary frames under 126 bytes, by length: ``push_data``'s common case is one
-# concatenation.
+# The headers of final text and binary frames under 126 bytes, by length: ``push_text``'s and ``push_binary``'s
+# common case is one concatenation.
 _TEXT_HEADERS = [frame_header(OP_TEXT, length) for length in range(126)]
 _BINARY_HEADERS = [frame_header(OP_BINARY, length) for length in range(126)]
 
@@ -128,19 +128,15 @@ class Outbox:
 
     def _append(self, frame: bytes) -> None:
         frames = self.frames
-        if not frames:
+        if frames is None:  # the first frame since the last flush: the hub writes this outbox at its next flush
             hub = self.hub
             hub.dirty.append(self)
             if not hub.scheduled:
                 hub.scheduled = True
                 hub.schedule(hub.flush)
-            if frames is None:
-                self.frames = [frame]
-                self.size += len(frame)
-                if self.limit and self.size + self.backlog > self.limit >> 1:
-                    self.congested = True
-                return
-        frames.append(frame)
+            self.frames = [frame]
+        else:
+            frames.append(frame)
         self.size += len(frame)
         if self.limit and self.size + self.backlog > self.limit >> 1:
             self.congested = True

@@ -59,6 +59,16 @@ def _not_found(request: Request, server: Server) -> Response:
     return Response("Not Found", status=404)
 
 
+def _negotiate_deflate(options: deflate.DeflateOptions, offers: list[str]) -> tuple[str, Any, Any] | None:
+    """The answer to a handshake's permessage-deflate offers with its decompressor and compressor, or None."""
+    agreed = deflate.negotiate_server(options, offers)
+    if agreed is None:
+        return None
+    extension, params = agreed
+    compressor, decompressor = options.codecs(params)
+    return extension, decompressor, compressor
+
+
 class Server:
     """A running pubsock server. Create it with ``serve()`` or ``run()``."""
 
@@ -389,7 +399,7 @@ class Server:
             answer_headers.append((name, value))
         inflater = compressor = None
         if config.deflate is not None and offers:
-            negotiated = self._negotiate_deflate(config, offers)
+            negotiated = _negotiate_deflate(config.deflate, offers)
             if negotiated is not None:
                 extension, inflater, compressor = negotiated
                 answer_headers.append(("Sec-WebSocket-Extensions", extension))
@@ -406,16 +416,6 @@ class Server:
         self._counts.opened += 1
         ws._start(head, tail)
         return True
-
-    def _negotiate_deflate(self, config: WebSocketConfig, offers: list[str]) -> tuple[str, Any, Any] | None:
-        if config.deflate is None:
-            return None
-        agreed = deflate.negotiate_server(config.deflate, offers)
-        if agreed is None:
-            return None
-        extension, params = agreed
-        compressor, decompressor = config.deflate.codecs(params)
-        return extension, decompressor, compressor
 
     def publish(self, topic: str, data: str | bytes | bytearray | memoryview, compress: bool = True) -> int:
         """Send ``data`` to every subscriber of ``topic``.

@@ -465,25 +465,24 @@ class ServerWebSocket(asyncio.Protocol):
             else:
                 assert isinstance(event, ProtocolError)
                 self._fail(event.code, event.reason)
-            if outbox.congested and self._state == OPEN:
-                outbox.flush()  # the kernel may take it all
-                if outbox.congested:
-                    rest = list(remaining)
-                    if rest:
-                        self._waiting = rest
-                    self._pause_input()
-                    return
+            if outbox.congested and self._state == OPEN and self._flush_or_hold():
+                self._waiting = list(remaining) or None
+                return
         # Uncork: what the handlers sent this socket in answer to this read goes out now, in one
         # write, as uWebSockets does after a data callback. Frames queued for other sockets
         # still wait for the end of the loop iteration, so a fan-out stays one write per socket.
-        outbox.flush()
-        if outbox.congested and self._state == OPEN:  # (sends by other sockets' handlers)
-            self._pause_input()
+        self._flush_or_hold()
 
-    def _pause_input(self) -> None:
-        self._input_paused = True
-        self._server._counts.reads_paused += 1
-        self._transport.pause_reading()
+    def _flush_or_hold(self) -> bool:
+        """Write what is queued; if more than half the limit still waits, stop reading and return True."""
+        outbox = self._outbox
+        outbox.flush()
+        if outbox.congested and self._state == OPEN:  # (the kernel did not take it all, or others filled it)
+            self._input_paused = True
+            self._server._counts.reads_paused += 1
+            self._transport.pause_reading()
+            return True
+        return False
 
     def _peer_closed(self, code: int, reason: str) -> None:
         if self._state == OPEN:
