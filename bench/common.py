@@ -424,10 +424,7 @@ def ratio_table(runs: list[dict], *, rate_key: str, rate_title: str,
             ratio = f"{pub[rate_key] / r[rate_key]:.2f}x"
             if pub.get("server_cpu_s_per_M") and r.get("server_cpu_s_per_M"):
                 cpu_ratio = f"{pub['server_cpu_s_per_M'] / r['server_cpu_s_per_M']:.2f}x"
-        rss = r.get("server_peak_rss_kib")
-        line = (f"{r['server']:<{name_width}} {fmt_rate(r.get(rate_key)):>13} "
-                f"{fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} {fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} "
-                f"{fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} {fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} "
+        line = (f"{r['server']:<{name_width}} {run_cells(r, rate_key)} "
                 f"{extra_cell(r):>{extra_width}}  {ratio:>12} {cpu_ratio:>11}")
         if r["status"] != "ok":
             line += f"  FAILED: {r.get('reason')}"
@@ -437,6 +434,14 @@ def ratio_table(runs: list[dict], *, rate_key: str, rate_title: str,
     return out
 
 
+def run_cells(r: dict, rate_key: str) -> str:
+    """A run's measured columns: rate, CPU-s/M, server CPU, server peak RSS, client CPU (widths 13/8/8/10/8)."""
+    rss = r.get("server_peak_rss_kib")
+    return (f"{fmt_rate(r.get(rate_key)):>13} {fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} "
+            f"{fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} {fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} "
+            f"{fmt(r.get('client_cpu_pct'), '.0f', '%'):>8}")
+
+
 def ratio_legend(runs: list[dict], unit: str) -> str:
     """The line under a run table: what its ratios mean (``unit``: one event), or why there are none."""
     if not any(r["server"] == "pubsock" and r["status"] == "ok" for r in runs):
@@ -444,23 +449,29 @@ def ratio_legend(runs: list[dict], unit: str) -> str:
     return f"pubsock/peer: throughput ratio (>1 = pubsock faster); CPU/M ratio: CPU per {unit} (<1 = pubsock cheaper)"
 
 
-def add_run_arguments(p: argparse.ArgumentParser, *, servers: list[str], default_servers: str,
-                      stall: str) -> None:
-    """The options every load runner has: servers, samples, output, port, pinning, runtimes, timeouts."""
+def add_process_arguments(p: argparse.ArgumentParser, *, servers: list[str], default_servers: str) -> None:
+    """The options every runner has: servers, output, port, pinning, the Python, start-up, pauses, logs."""
     p.add_argument("--servers", default=default_servers, help=f"comma list from {','.join(servers)}")
-    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
-    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for Python servers")
+    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"),
+                   help="python for the Python servers (and a Python client)")
     p.add_argument("--start-timeout", type=float, default=20.0)
-    p.add_argument("--connect-timeout", type=float, default=30.0)
-    p.add_argument("--stall-timeout", type=float, default=10.0, help=f"fail a run with no {stall} for this long")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
     p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, servers: list[str], default_servers: str,
+                      stall: str) -> None:
+    """The options of a load runner (chat, echo): ``add_process_arguments``, samples, client runtime, timeouts."""
+    add_process_arguments(p, servers=servers, default_servers=default_servers)
+    p.add_argument("--seconds", type=int, default=10, help="samples of 1 s per run (the first is not counted)")
+    p.add_argument("--client-runtime", choices=["auto", "bun", "node"], default="auto")
+    p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--stall-timeout", type=float, default=10.0, help=f"fail a run with no {stall} for this long")
 
 
 def chosen_servers(p: argparse.ArgumentParser, args: argparse.Namespace, servers: list[str]) -> list[str]:

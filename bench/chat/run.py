@@ -61,13 +61,13 @@ from common import (  # noqa: E402  (bench/common.py: processes, /proc readings,
     tree_cpu_seconds,
     tree_pids,
     fmt as _fmt,
-    fmt_rate as _fmt_rate,
     free_port,
     install_cleanup,
     loadavg,
     ratio_legend,
     ratio_table,
     report_run,
+    run_cells,
     run_client,
     server_process,
     tail,
@@ -297,11 +297,8 @@ def scaleout_table(runs: list[dict], clients: int, size: int, seconds: int, tick
             place = "floating, all CPUs"
         else:
             place = f"{where}{' (+redis)' if r.get('broker') else ''}"
-        rss = r.get("server_peak_rss_kib")
         line = (f"({key}) {r.get('variant', '1 process, no broker'):<18} {place:<26} "
-                f"{_fmt_rate(r.get('deliveries_per_s')):>13} {_fmt(r.get('server_cpu_s_per_M'), '.3f'):>8} "
-                f"{_fmt(r.get('server_cpu_pct'), '.0f', '%'):>8} {_fmt(rss / 1024 if rss else None, '.1f', ' MiB'):>10} "
-                f"{_fmt(r.get('client_cpu_pct'), '.0f', '%'):>8} {_fmt(r.get('rounds_completed'), 'd'):>6}")
+                f"{run_cells(r, 'deliveries_per_s')} {_fmt(r.get('rounds_completed'), 'd'):>6}")
         if r["status"] != "ok":
             line += f"  {r['status'].upper()}: {r.get('reason')}"
         out.append(line)

@@ -132,7 +132,6 @@ async def main(a: argparse.Namespace) -> None:
                 else:
                     st = pstats.Stats(prof)
                     st.sort_stats(a.sort)
-                    width = 0
                     rows = []
                     for func, (cc, nc, tt, ct, callers) in st.stats.items():
                         rows.append((tt if a.sort == "tottime" else ct, nc, tt, ct, func))

@@ -68,7 +68,18 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
 import common  # noqa: E402  (bench/common.py: processes, /proc readings)
-from common import BaseTools, cpu_seconds, fmt, free_port, install_cleanup, loadavg, server_process, tail  # noqa: E402
+from common import (  # noqa: E402
+    BaseTools,
+    add_process_arguments,
+    chosen_servers,
+    cpu_seconds,
+    fmt,
+    free_port,
+    install_cleanup,
+    loadavg,
+    server_process,
+    tail,
+)
 
 SERVERS_DIR = HERE / "servers"
 CLIENT = HERE / "client.py"
@@ -358,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=200, help="first connections, not counted (default 200)")
     p.add_argument("--per-address", type=int, default=2500, help="connections per source address (default 2500)")
     p.add_argument("--concurrency", type=int, default=64, help="handshakes in flight (default 64)")
-    p.add_argument("--servers", default=DEFAULT_SERVERS, help=f"comma list from {','.join(ALL_SERVERS)}")
     p.add_argument("--compress", choices=["off", "on", "both"], default="both",
                    help="permessage-deflate offered by the client and enabled in the servers (default both)")
     p.add_argument("--subscribe", action="store_true", help="each socket subscribes to one topic in open")
@@ -369,22 +379,11 @@ def main(argv: list[str] | None = None) -> int:
                         "git archive, with build_ext --inplace), run beside the current one to compare them")
     p.add_argument("--repeat", type=int, default=1, help="runs per server (medians are reported)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds idle before each RSS reading")
-    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
-    p.add_argument("--port", type=int, default=4001, help="port to use when free (else a free one)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--no-pin", action="store_true", help="do not use taskset")
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="python for servers and client")
-    p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds a run may take once the client started")
-    p.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
-    p.add_argument("--logs", help="directory for server/client logs (default: a new temp dir)")
+    add_process_arguments(p, servers=ALL_SERVERS, default_servers=DEFAULT_SERVERS)
     args = p.parse_args(argv)
 
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    for s in servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r} (choose from {', '.join(ALL_SERVERS)})")
+    servers = chosen_servers(p, args, ALL_SERVERS)
     if not 0 <= args.warmup < args.connections:
         p.error("--warmup must be below --connections")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
